@@ -1,0 +1,84 @@
+"""``Assistant``: the one facade the CLI, the UI, the evaluation and scripts use.
+
+    >>> from tpdqa import Assistant
+    >>> qa = Assistant()                      # ./documents and ./index
+    >>> stats = qa.index()                    # incremental
+    >>> answer = qa.ask("Qui domine la production de puces mémoire ?")
+    >>> answer.citations[0].source
+    'tpd-asie-2025.txt'
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import cached_property
+from typing import Any
+
+from tpdqa.answer import Answer, ExtractiveAnswerer
+from tpdqa.chain import build_chain
+from tpdqa.embeddings import USE_ALIASES, get_embeddings
+from tpdqa.retrieval import HybridRetriever
+from tpdqa.settings import Settings
+from tpdqa.store import IndexStats, Progress, Store
+
+
+class QuestionError(ValueError):
+    """A question that cannot be asked (empty, too long); the message says why."""
+
+
+class Assistant:
+    def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
+        self.settings = settings.model_copy(update=overrides) if settings else Settings(**overrides)
+        if not self.settings.embedding_models:
+            raise ValueError("embedding_models is empty: name at least one model, e.g. use-multilingual-v3")
+        self._index_lock = threading.Lock()
+
+    @cached_property
+    def store(self) -> Store:
+        return Store(self.settings)
+
+    @cached_property
+    def retriever(self) -> HybridRetriever:
+        return HybridRetriever(
+            store=self.store, models=self.settings.embedding_models, k=self.settings.k, fetch_k=self.settings.fetch_k
+        )
+
+    @cached_property
+    def answerer(self) -> ExtractiveAnswerer:
+        # The multilingual encoder judges sentences when configured: it is the one
+        # that compares an English question with a French sentence.
+        models = self.settings.embedding_models
+        judge = next((m for m in models if m in USE_ALIASES), models[0])
+        return ExtractiveAnswerer(get_embeddings(judge), min_support=self.settings.min_support)
+
+    @cached_property
+    def chain(self):
+        return build_chain(self.retriever, self.answerer)
+
+    def index(self, progress: Progress | None = None) -> IndexStats:
+        """Bring the index up to date with the documents folder (only changes are embedded)."""
+        with self._index_lock:
+            return self.store.sync(progress=progress)
+
+    def ask(self, question: str, history: list[Any] | None = None) -> Answer:
+        """Answer ``question`` from the documents, with citations, or refuse.
+
+        ``history`` is the conversation so far: ``[{"role": "user"|"assistant", "content": ...}]``
+        (Gradio's messages format) or ``[(user, assistant), ...]`` pairs.
+        """
+        question = self.check_question(question)
+        if self.store.is_empty():
+            self.index()
+        return self.chain.invoke({"question": question, "history": history or []})
+
+    def check_question(self, question: Any) -> str:
+        if not isinstance(question, str) or not question.strip():
+            raise QuestionError("The question is empty: type a question about the documents.")
+        question = question.strip()
+        limit = self.settings.max_question_chars
+        if len(question) > limit:
+            raise QuestionError(
+                f"The question is {len(question)} characters long; the limit is {limit}. "
+                "Ask a shorter question (or raise TPDQA_MAX_QUESTION_CHARS)."
+            )
+        return question

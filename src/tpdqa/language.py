@@ -1,0 +1,93 @@
+"""Language guessing, sentence splitting and the BM25 analyzer (stopwords + Snowball stems).
+
+    >>> from tpdqa.language import guess_lang, split_sentences
+    >>> guess_lang("Qui domine la production de puces mémoire ?")
+    'fr'
+    >>> len(split_sentences("Le Japon est leader. La Corée domine.", "fr"))
+    2
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+LANGUAGES = ("fr", "en")
+_STEMMER_NAMES = {"fr": "french", "en": "english"}
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+
+
+@lru_cache(maxsize=1)
+def _langid():
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    identifier.set_languages(list(LANGUAGES))
+    return identifier
+
+
+def guess_lang(text: str) -> str:
+    """'fr' or 'en', whichever the text is closer to (py3langid restricted to both)."""
+    sample = text[:3000]
+    if not _WORD.search(sample):
+        return "en"
+    return _langid().classify(sample)[0]
+
+
+@lru_cache(maxsize=4)
+def _segmenter(lang: str):
+    import pysbd
+
+    return pysbd.Segmenter(language=lang if lang in LANGUAGES else "en", clean=False)
+
+
+def split_sentences(text: str, lang: str) -> list[str]:
+    """Sentences of one paragraph (pysbd rules: abbreviations, « », decimals)."""
+    return [s.strip() for s in _segmenter(lang).segment(text) if s.strip()]
+
+
+def split_paragraphs(text: str) -> list[str]:
+    return [p.strip() for p in re.split(r"\n\s*\n|\n", text) if p.strip()]
+
+
+@lru_cache(maxsize=4)
+def _stemmer(lang: str):
+    import Stemmer
+
+    return Stemmer.Stemmer(_STEMMER_NAMES.get(lang, "english"))
+
+
+@lru_cache(maxsize=1)
+def _stopwords() -> frozenset[str]:
+    from bm25s.stopwords import STOPWORDS_EN, STOPWORDS_FRENCH
+
+    # One list for both: a French word in an English query (or the reverse) is noise too.
+    return frozenset(fold(w) for w in (*STOPWORDS_EN, *STOPWORDS_FRENCH))
+
+
+def fold(token: str) -> str:
+    """Lowercase and strip accents: 'Corée' and 'coree' meet."""
+    decomposed = unicodedata.normalize("NFKD", token.lower())
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def words(text: str) -> list[str]:
+    """Lowercased word tokens; elisions (l’, d’, qu’) fall apart on the apostrophe."""
+    return [w.lower() for w in _WORD.findall(unicodedata.normalize("NFKC", text))]
+
+
+def analyze(text: str, langs: tuple[str, ...] | str) -> list[str]:
+    """BM25 terms: words minus stopwords, stemmed in each given language, accent-folded.
+
+    Documents are analyzed in their own language; a query in its language plus the
+    documents' ones, so that cognates ('robotics' / 'robotique' -> 'robot') meet.
+    """
+    if isinstance(langs, str):
+        langs = (langs,)
+    stop = _stopwords()
+    tokens = [w for w in words(text) if fold(w) not in stop and (len(w) > 1 or w.isdigit())]
+    terms: list[str] = []
+    for lang in langs:
+        terms.extend(fold(t) for t in _stemmer(lang).stemWords(tokens))
+    return terms

@@ -1,0 +1,130 @@
+"""The persisted BM25 index: SQLite FTS5 over Snowball stems, as a LangChain DocumentIndex.
+
+Why SQLite FTS5 rather than an in-memory BM25 library: it is updated row by row
+(an edited file changes only its rows, a deleted file's rows go), it is durable and
+transactional (a killed run leaves a consistent file), and it ranks with Okapi BM25
+(k1=1.2, b=0.75). Texts are analyzed in Python (stopwords, per-language stems, see
+``tpdqa.language.analyze``) and FTS5 only indexes the resulting terms.
+
+    >>> from langchain_core.documents import Document
+    >>> from tpdqa.lexical import LexicalIndex
+    >>> idx = LexicalIndex.open(":memory:")
+    >>> _ = idx.upsert([Document(id="a", page_content="Le Japon est leader de la robotique.",
+    ...                          metadata={"source": "x.txt", "lang": "fr"})])
+    >>> [doc.id for doc, score in idx.search("Which country leads in robotics?", k=3)]
+    ['a']
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from langchain_core._api import LangChainBetaWarning
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
+from pydantic import ConfigDict, PrivateAttr
+
+from tpdqa.language import LANGUAGES, analyze, guess_lang
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", LangChainBetaWarning)
+    from langchain_core.indexing.base import DeleteResponse, DocumentIndex, UpsertResponse
+
+_SCHEMA = """
+CREATE VIRTUAL TABLE IF NOT EXISTS chunks USING fts5(
+    terms, id UNINDEXED, source UNINDEXED, text UNINDEXED, metadata UNINDEXED,
+    tokenize = 'unicode61 remove_diacritics 2'
+);
+"""
+
+
+class LexicalIndex(DocumentIndex):
+    """BM25 over stemmed terms, persisted in one SQLite file."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+    path: str
+    k: int = 10
+    _conn: sqlite3.Connection = PrivateAttr()
+    _lock: Any = PrivateAttr(default_factory=threading.RLock)
+
+    @classmethod
+    def open(cls, path: str | Path, k: int = 10) -> LexicalIndex:
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        index = cls(path=str(path), k=k)
+        index._conn = sqlite3.connect(str(path), check_same_thread=False)
+        index._conn.executescript(_SCHEMA)
+        return index
+
+    # -- DocumentIndex ------------------------------------------------------------------
+    def upsert(self, items: Sequence[Document], /, **kwargs: Any) -> UpsertResponse:
+        rows = []
+        for doc in items:
+            if doc.id is None:
+                raise ValueError("LexicalIndex.upsert needs documents with an id")
+            lang = doc.metadata.get("lang") or guess_lang(doc.page_content)
+            title = doc.metadata.get("title", "")
+            terms = " ".join(analyze(f"{title}\n{doc.page_content}", lang))
+            rows.append((terms, doc.id, doc.metadata.get("source", ""), doc.page_content, json.dumps(doc.metadata)))
+        with self._lock, self._conn:
+            self._conn.executemany("DELETE FROM chunks WHERE id = ?", [(r[1],) for r in rows])
+            self._conn.executemany("INSERT INTO chunks VALUES (?, ?, ?, ?, ?)", rows)
+        return {"succeeded": [r[1] for r in rows], "failed": []}
+
+    def delete(self, ids: list[str] | None = None, **kwargs: Any) -> DeleteResponse:
+        if ids is None:
+            raise ValueError("LexicalIndex.delete needs ids")
+        with self._lock, self._conn:
+            before = self._conn.total_changes
+            self._conn.executemany("DELETE FROM chunks WHERE id = ?", [(i,) for i in ids])
+            deleted = self._conn.total_changes - before
+        return {"num_deleted": deleted, "succeeded": list(ids), "failed": []}
+
+    def get(self, ids: Sequence[str], /, **kwargs: Any) -> list[Document]:
+        with self._lock:
+            found = {
+                row[0]: Document(id=row[0], page_content=row[1], metadata=json.loads(row[2]))
+                for i in ids
+                for row in self._conn.execute("SELECT id, text, metadata FROM chunks WHERE id = ?", (i,))
+            }
+        return [found[i] for i in ids if i in found]
+
+    def _get_relevant_documents(
+        self, query: str, *, run_manager: CallbackManagerForRetrieverRun | None = None, **kwargs: Any
+    ) -> list[Document]:
+        return [doc for doc, _ in self.search(query, k=kwargs.get("k", self.k))]
+
+    # -- tpdqa -----------------------------------------------------------------------------
+    def search(self, query: str, k: int = 10, lang: str | None = None) -> list[tuple[Document, float]]:
+        """Best ``k`` chunks by BM25 (higher is better). The query is stemmed in its own
+        language and in the other supported ones, so cognates across languages match."""
+        lang = lang or guess_lang(query)
+        langs = (lang, *[other for other in LANGUAGES if other != lang])
+        terms = list(dict.fromkeys(analyze(query, langs)))
+        if not terms:
+            return []
+        match = " OR ".join('"' + t.replace('"', "") + '"' for t in terms)
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT id, text, metadata, -bm25(chunks) AS score FROM chunks WHERE chunks MATCH ? "
+                "ORDER BY bm25(chunks) LIMIT ?",
+                (f"terms : ({match})", k),
+            ).fetchall()
+        return [(Document(id=r[0], page_content=r[1], metadata=json.loads(r[2])), float(r[3])) for r in rows]
+
+    def ids(self) -> set[str]:
+        with self._lock:
+            return {row[0] for row in self._conn.execute("SELECT id FROM chunks")}
+
+    def count(self) -> int:
+        with self._lock:
+            return self._conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
+
+    def close(self) -> None:
+        self._conn.close()

@@ -1,0 +1,72 @@
+"""One settings model for tpdqa.
+
+Precedence, highest first: init arguments > ``TPDQA_*`` environment > ``tpdqa.toml``
+(in the working directory) > defaults.
+
+    >>> from tpdqa.settings import Settings
+    >>> Settings(k=3).k
+    3
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+USE_MODEL = "use-multilingual-v3"
+MINILM_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TPDQA_", toml_file="tpdqa.toml", extra="ignore")
+
+    documents_dir: Path = Field(Path("documents"), description="Folder of documents to answer from (read recursively).")
+    index_dir: Path = Field(Path("index"), description="Folder of the persistent store: Chroma data, indexing records, BM25 index.")
+    embedding_models: list[str] = Field(
+        default_factory=lambda: [USE_MODEL, MINILM_MODEL],
+        description=(
+            "Dense retrievers, one Chroma collection each: `use-multilingual-v3` (cross-lingual, bundled) "
+            "or any sentence-transformers model id or local path. Comma-separated in the environment."
+        ),
+    )
+    chunk_size: int = Field(1000, ge=200, description="Largest chunk, in characters; chunks follow paragraphs and sentences.")
+    chunk_overlap: int = Field(150, ge=0, description="Characters of sentence overlap inside a long paragraph.")
+    k: int = Field(5, ge=1, le=50, description="Passages returned by retrieval and considered by the answerer.")
+    fetch_k: int = Field(40, ge=1, description="Candidates each retriever (dense, BM25) contributes to the fusion.")
+    chroma_url: str | None = Field(None, description="URL of a Chroma server (`chroma run`); empty: a local store in index_dir.")
+    min_support: float = Field(
+        1.0, description="Evidence score under which the answerer refuses (see tpdqa.answer; typical 0.6-2.0)."
+    )
+    max_question_chars: int = Field(2000, description="Longest question accepted.")
+
+    @field_validator("embedding_models", mode="before")
+    @classmethod
+    def _split_models(cls, value: Any) -> Any:
+        # Environment convenience: TPDQA_EMBEDDING_MODELS="a,b" as well as a JSON list.
+        if isinstance(value, str) and not value.lstrip().startswith("["):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("chroma_url", mode="before")
+    @classmethod
+    def _empty_url(cls, value: Any) -> Any:
+        return value or None
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
