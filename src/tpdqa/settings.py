@@ -11,11 +11,13 @@ Precedence, highest first: init arguments > ``TPDQA_*`` environment > ``tpdqa.to
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+import json
+from typing import Annotated, Any
 
 from pydantic import Field, field_validator
 from pydantic_settings import (
     BaseSettings,
+    NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
@@ -30,7 +32,7 @@ class Settings(BaseSettings):
 
     documents_dir: Path = Field(Path("documents"), description="Folder of documents to answer from (read recursively).")
     index_dir: Path = Field(Path("index"), description="Folder of the persistent store: Chroma data, indexing records, BM25 index.")
-    embedding_models: list[str] = Field(
+    embedding_models: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: [USE_MODEL, MINILM_MODEL],
         description=(
             "Dense retrievers, one Chroma collection each: `use-multilingual-v3` (cross-lingual, bundled) "
@@ -51,7 +53,9 @@ class Settings(BaseSettings):
     @classmethod
     def _split_models(cls, value: Any) -> Any:
         # Environment convenience: TPDQA_EMBEDDING_MODELS="a,b" as well as a JSON list.
-        if isinstance(value, str) and not value.lstrip().startswith("["):
+        if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                return json.loads(value)
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 

