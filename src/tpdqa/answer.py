@@ -101,6 +101,9 @@ class ExtractiveAnswerer:
     """Picks and cites the best supporting sentence; see the module doc."""
 
     def __init__(self, embeddings: Any, min_support: float = 1.0, max_sentences: int = 1, evidence_chunks: int = 3) -> None:
+        # Sentences are picked from every retrieved chunk; whether to answer at all is
+        # judged on the words of the first ``evidence_chunks`` only, so that a long
+        # tail of loosely related passages cannot make an off-topic question look covered.
         self.embeddings = embeddings
         self.min_support = min_support
         self.max_sentences = max_sentences
@@ -111,15 +114,16 @@ class ExtractiveAnswerer:
         retrieved = retrieved_chunks(docs)
         candidates = [
             (rank, doc, sentence)
-            for rank, doc in enumerate(docs[: self.evidence_chunks])
-            for sentence in split_sentences(doc.page_content, doc.metadata.get("lang", lang))
+            for rank, doc in enumerate(docs)
+            for sentence in quotable_units(doc.page_content, doc.metadata.get("lang", lang))
             if len(sentence) > 15
         ]
         if not candidates:
             return Answer.refusal(question, lang, retrieved)
         meaning = self._meaning(question, [sentence for _, _, sentence in candidates])
         matches = self._word_matches(question, docs[: self.evidence_chunks])
-        support = float(meaning.max()) + evidence_from_words(matches)
+        top = np.array([rank < self.evidence_chunks for rank, _, _ in candidates])
+        support = float(meaning[top].max()) + evidence_from_words(matches)
         if support < self.min_support:
             return Answer.refusal(question, lang, retrieved, support=round(support, 4))
 
@@ -141,7 +145,7 @@ class ExtractiveAnswerer:
                     title=doc.metadata.get("title"),
                 )
             )
-            parts.append(f"{sentence} [{n}]")
+            parts.append(f"{' '.join(sentence.split())} [{n}]")
         doc_lang = candidates[picked[0]][1].metadata.get("lang", lang)
         lead = ""
         if doc_lang != lang and lang in _CROSS_LEAD:
@@ -194,6 +198,27 @@ _ACRONYM = re.compile(r"\b([A-Z][A-Z0-9]{1,9})\b")
 def _defines_acronym(question: str, sentence: str) -> float:
     """1.0 when the sentence spells out an acronym of the question: '... (TPD)'."""
     return float(any(f"({a})" in sentence for a in _ACRONYM.findall(question)))
+
+
+def quotable_units(text: str, lang: str) -> list[str]:
+    """Sentences of a chunk, each an exact substring of it; a run of short lines without
+    end punctuation (a heading, a date, a place) stays one unit, so 'Événement TechCrunch /
+    San Francisco / 27-29 octobre' can be quoted whole."""
+    units: list[str] = []
+    run: list[str] = []
+    for line in text.split("\n"):
+        stripped = line.strip()
+        if stripped and len(stripped) < 60 and stripped[-1] not in ".!?:;»\"":
+            run.append(stripped)
+            continue
+        if run:
+            units.append("\n".join(run))
+            run = []
+        if stripped:
+            units.extend(split_sentences(stripped, lang))
+    if run:
+        units.append("\n".join(run))
+    return units
 
 
 # Words that say what kind of answer is wanted, not what it is about.

