@@ -55,6 +55,7 @@ def main() -> None:
     parser.add_argument("--every", type=int, default=1)
     parser.add_argument("--offset", type=int, default=0)
     parser.add_argument("--limit", type=int, default=None)
+    parser.add_argument("--dump", type=Path, default=None, help="pickle the ranked lists for fusion experiments")
     parser.add_argument("--work", type=Path, default=None, help="reuse an index folder between runs")
     args = parser.parse_args()
 
@@ -89,6 +90,10 @@ def main() -> None:
     for single in [*store.settings.embedding_models, BM25]:
         report(single, lambda lists, lang, s=single: doc_ranking([d for d, _ in lists[s]]))
     report("fused (tpdqa.retrieval.fuse)", lambda lists, lang: doc_ranking(fuse(lists, lang)))
+    if args.dump:
+        import pickle
+
+        args.dump.write_bytes(pickle.dumps({"qids": qids, "relevant": relevant, "lists": lists_by_q}))
 
 
 if __name__ == "__main__":

@@ -6,8 +6,8 @@
 """
 
 from tpdqa.answer import Answer, Citation, RetrievedChunk
-from tpdqa.assistant import Assistant, QuestionError
+from tpdqa.assistant import Assistant, DocumentError, QuestionError
 from tpdqa.settings import Settings
 from tpdqa.store import IndexStats
 
-__all__ = ["Answer", "Assistant", "Citation", "IndexStats", "QuestionError", "RetrievedChunk", "Settings"]
+__all__ = ["Answer", "Assistant", "Citation", "DocumentError", "IndexStats", "QuestionError", "RetrievedChunk", "Settings"]

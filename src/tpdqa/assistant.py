@@ -10,8 +10,10 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from functools import cached_property
+from pathlib import Path
 from typing import Any
 
 from tpdqa.answer import Answer, ExtractiveAnswerer
@@ -19,11 +21,16 @@ from tpdqa.chain import build_chain
 from tpdqa.embeddings import USE_ALIASES, get_embeddings
 from tpdqa.retrieval import HybridRetriever
 from tpdqa.settings import Settings
-from tpdqa.store import IndexStats, Progress, Store
+from tpdqa.ingest import SUPPORTED_SUFFIXES
+from tpdqa.store import FileRecord, IndexStats, Progress, Store
 
 
 class QuestionError(ValueError):
     """A question that cannot be asked (empty, too long); the message says why."""
+
+
+class DocumentError(ValueError):
+    """A document that cannot be added or removed; the message says why."""
 
 
 class Assistant:
@@ -71,6 +78,36 @@ class Assistant:
             self.index()
         return self.chain.invoke({"question": question, "history": history or []})
 
+    def add_document(self, name: str, data: bytes) -> str:
+        """Write an uploaded file into the documents folder (``index()`` makes it answerable).
+
+        The name must be a plain file name with a supported suffix; anything that could
+        land outside the documents folder is refused, as is a file over ``max_upload_mb``.
+        """
+        target_name = safe_document_name(name)
+        limit = self.settings.max_upload_mb * 1024 * 1024
+        if len(data) > limit:
+            raise DocumentError(
+                f"{target_name} is {len(data) / 1048576:.1f} MB; the limit is {self.settings.max_upload_mb} MB "
+                "(TPDQA_MAX_UPLOAD_MB)."
+            )
+        folder = Path(self.settings.documents_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / target_name).write_bytes(data)
+        return target_name
+
+    def remove_document(self, source: str) -> None:
+        """Delete a document from the folder (``index()`` then drops its passages)."""
+        folder = Path(self.settings.documents_dir).resolve()
+        path = (folder / source).resolve()
+        if folder not in path.parents or not path.is_file():
+            raise DocumentError(f"No document named {source!r} in {folder}.")
+        path.unlink()
+
+    def documents(self) -> list[FileRecord]:
+        """The indexed documents: source, sha256, chunks, indexed_at (epoch seconds)."""
+        return self.store.files()
+
     def check_question(self, question: Any) -> str:
         if not isinstance(question, str) or not question.strip():
             raise QuestionError("The question is empty: type a question about the documents.")
@@ -82,3 +119,14 @@ class Assistant:
                 "Ask a shorter question (or raise TPDQA_MAX_QUESTION_CHARS)."
             )
         return question
+
+
+def safe_document_name(name: str) -> str:
+    """``name`` if it is a plain, supported file name; else :class:`DocumentError`."""
+    if not name or name != Path(name).name or "\\" in name or name.startswith(".") or ".." in name:
+        raise DocumentError(f"Refused file name {name!r}: use a plain file name, without folders or leading dots.")
+    if re.search(r"[\x00-\x1f]", name):
+        raise DocumentError(f"Refused file name {name!r}: it contains control characters.")
+    if Path(name).suffix.lower() not in SUPPORTED_SUFFIXES:
+        raise DocumentError(f"{name}: unsupported file type; supported: {', '.join(SUPPORTED_SUFFIXES)}.")
+    return name

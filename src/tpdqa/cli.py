@@ -45,6 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p_ask)
     p_ask.add_argument("--json", action="store_true", help="print the whole Answer as JSON")
 
+    p_serve = sub.add_parser("serve", help="start the chat web UI (indexes the documents first, in the page)",
+                             description="Serve the chat: brings the index up to date, then answers in the browser.",
+                             epilog=EPILOG)
+    p_serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p_serve.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    _common(p_serve)
+
     p_eval = sub.add_parser("eval", help="score an evaluation set (JSON Lines) through the chat's own path",
                             description="Run every question of DATASET through the assistant and write report.json.",
                             epilog=EPILOG)
@@ -122,6 +129,13 @@ def cmd_ask(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from tpdqa.ui import serve
+
+    serve(_assistant(args), host=args.host, port=args.port)
+    return 0
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from tpdqa.evaluation import evaluate, read_dataset
 
@@ -143,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     from tpdqa.assistant import QuestionError
 
     try:
-        return {"index": cmd_index, "ask": cmd_ask, "eval": cmd_eval}[args.command](args)
+        return {"index": cmd_index, "ask": cmd_ask, "serve": cmd_serve, "eval": cmd_eval}[args.command](args)
     except QuestionError as exc:
         print(f"tpdqa: {exc}", file=sys.stderr)
         return 2

@@ -64,7 +64,12 @@ class HybridRetriever(BaseRetriever):
         return fuse(lists, query_lang)[:k]
 
 
-def fuse(lists: dict[str, list[tuple[Document, float]]], query_lang: str) -> list[Document]:
+def fuse(
+    lists: dict[str, list[tuple[Document, float]]],
+    query_lang: str,
+    rrf_k: int = RRF_K,
+    weight=list_weight,
+) -> list[Document]:
     docs: dict[str, Document] = {}
     scores: dict[str, float] = {}
     ranks: dict[str, dict[str, int]] = {}
@@ -73,8 +78,8 @@ def fuse(lists: dict[str, list[tuple[Document, float]]], query_lang: str) -> lis
         for rank, (doc, score) in enumerate(hits, start=1):
             key = doc.id or doc.metadata.get("chunk_id")
             docs.setdefault(key, doc)
-            weight = list_weight(name, query_lang, doc.metadata.get("lang", "en"))
-            scores[key] = scores.get(key, 0.0) + weight / (RRF_K + rank)
+            w = weight(name, query_lang, doc.metadata.get("lang", "en"))
+            scores[key] = scores.get(key, 0.0) + w / (rrf_k + rank)
             ranks.setdefault(key, {})[name] = rank
             raw.setdefault(key, {})[name] = round(score, 4)
     ordered = sorted(scores, key=lambda key: -scores[key])

@@ -48,6 +48,7 @@ class Settings(BaseSettings):
         1.0, description="Evidence score under which the answerer refuses (see tpdqa.answer; typical 0.6-2.0)."
     )
     max_question_chars: int = Field(2000, description="Longest question accepted.")
+    max_upload_mb: int = Field(20, ge=1, description="Largest document accepted by the chat's upload, in MB.")
 
     @field_validator("embedding_models", mode="before")
     @classmethod
