@@ -8,7 +8,7 @@ VENV   ?= .venv
 BIN     = $(VENV)/bin
 QUESTION ?= Qui domine la production de puces mémoire ?
 
-.PHONY: setup setup-test ask test clean
+.PHONY: setup setup-test chromium chat ask test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,9 +18,15 @@ setup: $(BIN)/python
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e .
 
-setup-test: $(BIN)/python
+setup-test: $(BIN)/python chromium
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[test]'
+
+# The browser tests drive Debian's chromium (Playwright's own download cannot work offline).
+chromium:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else echo "The browser tests need Debian's chromium: sudo apt-get install chromium" >&2; exit 1; fi; }
 
 ask: setup
 	$(BIN)/tpdqa ask "$(QUESTION)"

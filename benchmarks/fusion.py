@@ -75,8 +75,9 @@ def main() -> None:
     for qid in qids:
         text = queries[qid]
         lang = guess_lang(text)
-        lists = {m: store.dense_search(m, text, 100) for m in store.settings.embedding_models}
-        lists[BM25] = store.lexical.search(text, k=100, lang=lang)
+        k = store.settings.fetch_k  # the chat's own depth: fusion normalises over it
+        lists = {m: store.dense_search(m, text, k) for m in store.settings.embedding_models}
+        lists[BM25] = store.lexical.search(text, k=k, lang=lang)
         lists_by_q[qid] = (lists, lang)
 
     def report(name: str, rank_fn) -> None:

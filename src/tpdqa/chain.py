@@ -10,24 +10,40 @@ measures what a chat user gets. An LLM answerer replaces the last step only.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough
 
 from tpdqa.language import analyze, guess_lang
 
-# A follow-up with this few content terms ("Et la Corée du Sud ?") is read with the
-# previous question; a longer one stands on its own.
-FOLLOW_UP_MAX_TERMS = 3
+# A follow-up is elliptic: it opens with a connector ("Et la Corée du Sud ?", "What
+# about Korea?") or leans on a pronoun, and names little. Such a question is read with
+# the previous one; any other question stands on its own, even after a conversation.
+FOLLOW_UP_MAX_TERMS = 4
+_OPENERS = re.compile(
+    r"^\s*(et|and|also|aussi|mais|but|or|ou|what about|how about|quid|idem|same|pareil|et pour|and for|"
+    r"and what|et qu|puis|then|ensuite)\b",
+    re.IGNORECASE,
+)
+_ANAPHORS = re.compile(
+    r"\b(il|elle|ils|elles|ça|cela|ceci|celui|celle|ceux|celles|lui|leur|leurs|eux|y|it|its|they|them|their|"
+    r"this|that|these|those|there|he|she|his|her)\b",
+    re.IGNORECASE,
+)
+
+
+def is_follow_up(question: str) -> bool:
+    terms = set(analyze(question, guess_lang(question)))
+    if len(terms) > FOLLOW_UP_MAX_TERMS:
+        return False
+    return bool(_OPENERS.search(question) or _ANAPHORS.search(question))
 
 
 def standalone_question(question: str, history: list[Any] | None) -> str:
-    """The text to retrieve with: the question, or the previous question + a short follow-up."""
+    """The text to retrieve with: the question, or the previous question + an elliptic follow-up."""
     previous = [turn for turn in (history or []) if _role(turn) == "user"]
-    if not previous:
-        return question
-    lang = guess_lang(question)
-    if len(set(analyze(question, lang))) > FOLLOW_UP_MAX_TERMS:
+    if not previous or not is_follow_up(question):
         return question
     return f"{_content(previous[-1])} {question}"
 

@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     chunk_size: int = Field(1000, ge=200, description="Largest chunk, in characters; chunks follow paragraphs and sentences.")
     chunk_overlap: int = Field(150, ge=0, description="Characters of sentence overlap inside a long paragraph.")
     k: int = Field(5, ge=1, le=50, description="Passages returned by retrieval and considered by the answerer.")
-    fetch_k: int = Field(40, ge=1, description="Candidates each retriever (dense, BM25) contributes to the fusion.")
+    fetch_k: int = Field(50, ge=1, description="Candidates each retriever (dense, BM25) contributes to the fusion.")
     chroma_url: str | None = Field(None, description="URL of a Chroma server (`chroma run`); empty: a local store in index_dir.")
     min_support: float = Field(
         1.0, description="Evidence score under which the answerer refuses (see tpdqa.answer; typical 0.6-2.0)."

@@ -91,10 +91,10 @@ class IndexingState:
     def markdown(self) -> str:
         if not self.finished:
             if self.total:
-                return f"⏳ Indexing the documents — {self.stage}: {self.done}/{self.total} passages"
-            return "⏳ Indexing the documents…"
+                return f"**Indexing the documents** — {self.stage}: {self.done}/{self.total} passages"
+            return "**Indexing the documents…**"
         skipped = "".join(f"\n- skipped {e}" for e in self.errors)
-        return f"✅ {self.message}{skipped}"
+        return f"{self.message}{skipped}"
 
 
 def _stats_line(stats) -> str:

@@ -1,0 +1,183 @@
+"""The chat in a real browser: `tpdqa serve` as a subprocess, driven by Playwright in Debian's Chromium."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import CORPUS, ROOT, free_port
+
+CHROMIUM = os.environ.get("TPDQA_CHROMIUM", "/usr/bin/chromium")
+SHOTS = ROOT / "test-artifacts" / "screenshots"
+
+pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM} (make setup-test installs it)")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    base = tmp_path_factory.mktemp("serve")
+    (base / "documents").mkdir()
+    shutil.copy(CORPUS, base / "documents" / CORPUS.name)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TPDQA_")}
+    proc = subprocess.Popen([sys.executable, "-m", "tpdqa.cli", "serve", "--port", str(port)], cwd=base, env=env,
+                            stdout=open(base / "serve.log", "w"), stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.5)
+        assert proc.poll() is None, (base / "serve.log").read_text()
+    else:
+        proc.kill()
+        pytest.fail("tpdqa serve did not answer within 180 s")
+    yield {"url": url, "base": base}
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM,
+                              args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, server, request):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.goto(server["url"])
+    page.wait_for_selector("#question textarea", timeout=60_000)
+    page.wait_for_function("document.querySelector('#index-status').innerText.includes('Index ready')", timeout=180_000)
+    yield page
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{request.node.name}.png"), full_page=True)
+    context.close()
+
+
+def ask(page, question: str, turns: int) -> None:
+    """Type a question, send it, wait until the sources panel shows its turn."""
+    page.fill("#question textarea", question)
+    page.click("#send")
+    page.wait_for_function(
+        f"document.querySelectorAll('#sources .tpdqa-turn').length >= {turns}", timeout=120_000
+    )
+
+
+def newest_turn(page):
+    return page.locator("#sources .tpdqa-turn").first
+
+
+def test_status_shows_the_index_and_examples_show_on_the_empty_chat(page):
+    assert "Index ready: 1 document(s), 8 passages" in page.inner_text("#index-status")
+    chat = page.inner_text("#chatbot")
+    assert "Qui domine la production de puces mémoire ?" in chat and "What does TPD stand for?" in chat
+
+
+def test_french_question_shows_cited_answer_and_highlighted_sentence(page):
+    ask(page, "Qui domine la production de puces mémoire ?", 1)
+    bubble = page.locator("#chatbot .bot, #chatbot [data-testid='bot']").last
+    assert "[1]" in bubble.inner_text() and "Corée du Sud domine" in bubble.inner_text()
+    turn = newest_turn(page)
+    assert "[1] tpd-asie-2025.txt" in turn.inner_text()
+    assert "la Corée du Sud domine la production de puces mémoire" in turn.locator("mark").inner_text()
+    # the marker links to its passage in the sources panel
+    href = page.locator("#chatbot a[href^='#tpdqa-src-']").last.get_attribute("href")
+    assert page.locator(href).count() == 1
+    page.locator("#chatbot a[href^='#tpdqa-src-']").last.click()
+    assert len(page.context.pages) == 1  # no new tab
+
+
+def test_english_question_finds_the_french_passage(page):
+    ask(page, "Which country is a leader in robotics?", 1)
+    assert "The documents say (in French)" in page.locator("#chatbot").inner_text()
+    assert "le Japon est leader dans les matériaux avancés, la robotique" in newest_turn(page).locator("mark").inner_text()
+
+
+def test_out_of_scope_question_is_refused_without_sources(page):
+    ask(page, "Qui a gagné la Coupe du monde de football 2022 ?", 1)
+    assert "Je n'ai pas trouvé la réponse dans les documents." in page.inner_text("#chatbot")
+    turn = newest_turn(page)
+    assert turn.locator(".tpdqa-source").count() == 0
+    assert "No source" in turn.inner_text()
+
+
+def test_follow_up_uses_the_conversation(page):
+    ask(page, "Dans quels domaines le Japon est-il leader ?", 1)
+    ask(page, "Et la Corée du Sud ?", 2)
+    assert "puces mémoire" in newest_turn(page).locator("mark").inner_text()
+    # an unrelated question after a conversation is still judged on its own
+    ask(page, "What is the population of Tokyo?", 3)
+    assert "I could not find the answer in the documents." in page.inner_text("#chatbot")
+
+
+def test_uploaded_file_is_answerable_right_away(page, server, tmp_path):
+    note = tmp_path / "lighthouse.txt"
+    note.write_text("The harbour committee agreed to repaint the old lighthouse in red and white stripes "
+                    "before the summer festival of Port-Louvel.\n", encoding="utf-8")
+    page.get_by_role("tab", name="Documents").click()
+    page.set_input_files("#upload input[type=file]", str(note))
+    page.wait_for_function("document.querySelector('#documents-status').innerText.includes('added lighthouse.txt')",
+                           timeout=120_000)
+    assert "lighthouse.txt" in page.inner_text("#documents-table")
+    page.get_by_role("tab", name="Chat").click()
+    ask(page, "What colour will the lighthouse be painted?", 1)
+    turn = newest_turn(page)
+    assert "[1] lighthouse.txt" in turn.inner_text()
+    assert "red and white stripes" in turn.locator("mark").inner_text()
+
+
+def test_upload_rejects_unsupported_files(page, tmp_path):
+    bad = tmp_path / "script.sh"
+    bad.write_text("echo hi\n")
+    page.get_by_role("tab", name="Documents").click()
+    page.set_input_files("#upload input[type=file]", str(bad))
+    page.wait_for_timeout(2000)
+    assert "script.sh" not in page.inner_text("#documents-table")
+
+
+def test_two_pages_keep_separate_histories(browser, server):
+    contexts = [browser.new_context(viewport={"width": 1400, "height": 1000}) for _ in range(2)]
+    first, second = (c.new_page() for c in contexts)
+    for p in (first, second):
+        p.goto(server["url"])
+        p.wait_for_selector("#question textarea", timeout=60_000)
+    ask(first, "Dans quels domaines le Japon est-il leader ?", 1)
+    ask(second, "What does TPD stand for?", 1)
+    ask(second, "Et la Corée du Sud ?", 2)
+    first_chat, second_chat = first.inner_text("#chatbot"), second.inner_text("#chatbot")
+    assert "TPD stand for" not in first_chat and "Corée du Sud ?" not in first_chat
+    assert "Japon est-il leader" not in second_chat
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    first.screenshot(path=str(SHOTS / "two_pages_first.png"))
+    second.screenshot(path=str(SHOTS / "two_pages_second.png"))
+    for c in contexts:
+        c.close()
+
+
+def test_gradio_client_api(server):
+    from gradio_client import Client
+
+    client = Client(server["url"], verbose=False)
+    result = client.predict("Qui domine la production de puces mémoire ?", api_name="/ask")
+    assert result["refused"] is False
+    citation = result["citations"][0]
+    assert citation["n"] == 1 and citation["source"] == "tpd-asie-2025.txt"
+    assert citation["quote"] in citation["text"] and "Corée du Sud domine" in citation["quote"]
+    refused = client.predict("What is the population of Tokyo?", api_name="/ask")
+    assert refused["refused"] is True and refused["citations"] == []
