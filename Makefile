@@ -1,12 +1,14 @@
-# Two entry points for a fresh machine (see README, Quickstart):
-#   make ask    set up, index the bundled documents, answer a question
-#   make test   set up with the test extras, run the whole test suite
+# Entry points for a fresh machine (see README, Quickstart):
+#   make chat   set up, then serve the chat on http://127.0.0.1:7860 (indexes documents/ first)
+#   make test   set up with the test extras (and Debian's chromium), run the whole test suite
+#   make ask    set up, answer one question on the command line
 # pip, not uv/poetry: only pip sees the CPU torch wheel this project pins (see README).
 
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 QUESTION ?= Qui domine la production de puces mémoire ?
+PORT ?= 7860
 
 .PHONY: setup setup-test chromium chat ask test clean
 
@@ -27,6 +29,9 @@ chromium:
 	@command -v chromium >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	  else echo "The browser tests need Debian's chromium: sudo apt-get install chromium" >&2; exit 1; fi; }
+
+chat: setup
+	$(BIN)/tpdqa serve --host 127.0.0.1 --port $(PORT)
 
 ask: setup
 	$(BIN)/tpdqa ask "$(QUESTION)"
