@@ -52,11 +52,24 @@ def build_parser() -> argparse.ArgumentParser:
     p_serve.add_argument("--port", type=int, default=7860, help="port (default 7860)")
     _common(p_serve)
 
-    p_eval = sub.add_parser("eval", help="score an evaluation set (JSON Lines) through the chat's own path",
-                            description="Run every question of DATASET through the assistant and write report.json.",
-                            epilog=EPILOG)
-    p_eval.add_argument("--dataset", type=Path, required=True, help="questions, JSON Lines (see shared/eval/README.md)")
-    p_eval.add_argument("--out", type=Path, default=Path("eval-out"), help="folder for report.json (default ./eval-out)")
+    p_eval = sub.add_parser(
+        "eval", help="score an evaluation set, or retrieval on a BEIR folder",
+        description="--dataset: run every question of a JSON Lines set through the chat's own path and write "
+                    "report.json, report.md, report.png. --beir: index a BEIR folder (corpus.jsonl, queries.jsonl, "
+                    "qrels/NAME.tsv) into its own store and score retrieval (nDCG@10, recall, MRR, hit@1, speed).",
+        epilog=EPILOG + "\n\nPIAF subset used in docs/evaluation.md: --beir ../shared/data/piaf-v1.1/beir "
+                        "--qrels all --every 7 --limit 1000",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    source = p_eval.add_mutually_exclusive_group(required=True)
+    source.add_argument("--dataset", type=Path, help="questions, JSON Lines (see shared/eval/README.md)")
+    source.add_argument("--beir", type=Path, help="a folder in BEIR layout, for retrieval-only scores")
+    p_eval.add_argument("--out", type=Path, default=Path("eval-out"), help="folder for the reports (default ./eval-out)")
+    p_eval.add_argument("--qrels", default="test", help="BEIR: qrels file name under qrels/ (default test)")
+    p_eval.add_argument("--every", type=int, default=1, help="BEIR: keep every Nth query (sorted ids)")
+    p_eval.add_argument("--offset", type=int, default=0, help="BEIR: first query kept")
+    p_eval.add_argument("--limit", type=int, help="BEIR: at most this many queries")
+    p_eval.add_argument("--work", type=Path, help="BEIR: folder for the documents and index, reused between runs "
+                                                    "(default: a new temporary folder)")
     _common(p_eval)
     return parser
 
@@ -137,17 +150,34 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from tpdqa.evaluation import evaluate, read_dataset
+    from tpdqa.evaluation import evaluate, read_dataset, write_reports
 
+    if args.beir:
+        return _eval_beir(args)
     questions = read_dataset(args.dataset)
     assistant = _assistant(args)
     assistant.index(progress=_tqdm_progress())
     report = evaluate(assistant, questions)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "report.json").write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
+    written = write_reports(report, args.out, str(args.dataset))
     summary = {k: v for k, v in report.items() if k not in ("per_question", "by_lang")}
     print(json.dumps(summary, indent=2))
-    print(f"report: {args.out / 'report.json'}")
+    print("wrote " + ", ".join(str(p) for p in written))
+    return 0
+
+
+def _eval_beir(args: argparse.Namespace) -> int:
+    import tempfile
+
+    from tpdqa.evaluation import evaluate_beir
+
+    overrides = {n: getattr(args, n) for n in ("chroma_url", "embedding_models") if getattr(args, n, None)}
+    work = args.work or Path(tempfile.mkdtemp(prefix="tpdqa-beir-"))
+    report = evaluate_beir(args.beir, qrels=args.qrels, work=work, every=args.every, offset=args.offset,
+                           limit=args.limit, **overrides)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "report.json").write_text(json.dumps(report, indent=2), encoding="utf-8")
+    print(json.dumps(report, indent=2))
+    print(f"wrote {args.out / 'report.json'}")
     return 0
 
 
