@@ -5,7 +5,7 @@ fused score is the weighted sum of its normalised scores (0 where a list misses 
 The weight of a list depends on the question's language *and the chunk's*: BM25 is
 strong when both share a language and weak across languages; an English-only model
 (MiniLM) only counts when both are English; the multilingual encoder counts
-everywhere. Measured (docs/fusion.md): on French questions (PIAF, held-out from the
+everywhere. Measured (docs/evaluation.md): on French questions (PIAF, held-out from the
 evaluation subset) BM25 alone gives nDCG@10 0.806, an equal-weight rank fusion 0.78,
 this fusion 0.83; rank fusion (RRF) flattens a strong list's lead on a small corpus,
 scores keep it.
