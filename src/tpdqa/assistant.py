@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import re
-import threading
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,6 @@ class Assistant:
         self.settings = settings.model_copy(update=overrides) if settings else Settings(**overrides)
         if not self.settings.embedding_models:
             raise ValueError("embedding_models is empty: name at least one model, e.g. use-multilingual-v3")
-        self._index_lock = threading.Lock()
 
     @cached_property
     def store(self) -> Store:
@@ -64,8 +62,7 @@ class Assistant:
 
     def index(self, progress: Progress | None = None) -> IndexStats:
         """Bring the index up to date with the documents folder (only changes are embedded)."""
-        with self._index_lock:
-            return self.store.sync(progress=progress)
+        return self.store.sync(progress=progress)
 
     def ask(self, question: str, history: list[Any] | None = None) -> Answer:
         """Answer ``question`` from the documents, with citations, or refuse.

@@ -102,12 +102,13 @@ class LazyEmbeddings(Embeddings):
         self.name = name
         self._model: Embeddings | None = None
         self._lock = threading.Lock()
-        self._listener: Callable[[int], None] | None = None
+        self._listener: tuple[int, Callable[[int], None]] | None = None
 
     @contextmanager
     def reporting(self, listener: Callable[[int], None]) -> Iterator[None]:
-        """Call ``listener(n)`` after each batch of ``n`` documents is embedded."""
-        self._listener = listener
+        """Call ``listener(n)`` after each batch of ``n`` documents this thread embeds
+        (questions answered meanwhile by other threads are not counted)."""
+        self._listener = (threading.get_ident(), listener)
         try:
             yield
         finally:
@@ -136,8 +137,9 @@ class LazyEmbeddings(Embeddings):
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         vectors = self.model.embed_documents(texts)
-        if self._listener is not None:
-            self._listener(len(texts))
+        listener = self._listener
+        if listener is not None and listener[0] == threading.get_ident():
+            listener[1](len(texts))
         return vectors
 
     def embed_query(self, text: str) -> list[float]:

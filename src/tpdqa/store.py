@@ -85,7 +85,8 @@ class Store:
         self._client = None
         self._dense: dict[str, Any] = {}
         self._records: dict[str, Any] = {}
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # short: lazy clients, the manifest connection
+        self._sync_lock = threading.Lock()  # long: one sync at a time; questions are not blocked by it
         self.lexical = LexicalIndex.open(self.index_dir / "bm25.sqlite")
         self._manifest = sqlite3.connect(str(self.index_dir / "records.sqlite"), check_same_thread=False)
         with self._manifest:
@@ -153,6 +154,10 @@ class Store:
     # -- sync --------------------------------------------------------------------------
     def sync(self, progress: Progress | None = None) -> IndexStats:
         """Bring every index up to date with the documents folder (see module doc)."""
+        with self._sync_lock:
+            return self._sync(progress)
+
+    def _sync(self, progress: Progress | None) -> IndexStats:
         from langchain_core.indexing import index
 
         started = time.perf_counter()
@@ -176,40 +181,39 @@ class Store:
 
         # Mark first, index second: a killed run leaves these 'pending', and a file
         # deleted before the next run is still known and gets cleaned up.
-        with self._manifest:
+        with self._lock, self._manifest:
             self._manifest.executemany(
                 "INSERT INTO tpdqa_files (source, sha256, chunks, indexed_at, done) VALUES (?, ?, ?, 0, 0) "
                 "ON CONFLICT(source) DO UPDATE SET done = CASE WHEN sha256 = excluded.sha256 THEN done ELSE 0 END",
                 [(s, sha, per_source.get(s, 0)) for s, sha in loaded.hashes.items()],
             )
 
-        with self._lock:
-            for label, namespace, model in self._destinations():
-                records = self.records(namespace)
-                destination = self._destination(model)
-                todo = len(chunks) - sum(records.exists([c.id for c in chunks]))
-                report = _reporter(progress, label, todo)
-                listening = get_embeddings(model).reporting(report) if model is not None else nullcontext()
-                with listening:
-                    result = index(
-                        chunks,
-                        records,
-                        destination,
-                        cleanup="scoped_full",
-                        source_id_key="source",
-                        key_encoder=lambda doc: doc.id,
-                        batch_size=64,
-                    )
-                if model is None:
-                    report(todo)
-                self._delete_sources(records, destination, gone)
-                self._reconcile(records, destination, model)
-                if model is not None:
-                    stats.embedded = max(stats.embedded, result["num_added"])
-                    stats.chunks_deleted = max(stats.chunks_deleted, result["num_deleted"])
+        for label, namespace, model in self._destinations():
+            records = self.records(namespace)
+            destination = self._destination(model)
+            todo = len(chunks) - sum(records.exists([c.id for c in chunks]))
+            report = _reporter(progress, label, todo)
+            listening = get_embeddings(model).reporting(report) if model is not None else nullcontext()
+            with listening:
+                result = index(
+                    chunks,
+                    records,
+                    destination,
+                    cleanup="scoped_full",
+                    source_id_key="source",
+                    key_encoder=lambda doc: doc.id,
+                    batch_size=64,
+                )
+            if model is None:
+                report(todo)
+            self._delete_sources(records, destination, gone)
+            self._reconcile(records, destination, model)
+            if model is not None:
+                stats.embedded = max(stats.embedded, result["num_added"])
+                stats.chunks_deleted = max(stats.chunks_deleted, result["num_deleted"])
 
         now = time.time()
-        with self._manifest:
+        with self._lock, self._manifest:
             self._manifest.executemany(
                 "UPDATE tpdqa_files SET sha256 = ?, chunks = ?, indexed_at = ?, done = 1 WHERE source = ?",
                 [(sha, per_source.get(s, 0), now, s) for s, sha in loaded.hashes.items()
