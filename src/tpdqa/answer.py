@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -75,7 +76,11 @@ class Answer(BaseModel):
     refused: bool
     citations: list[Citation] = Field(default_factory=list)
     retrieved: list[RetrievedChunk] = Field(default_factory=list)
-    support: float = Field(0.0, description="Evidence score of the best sentence (0..1).")
+    support: float = Field(0.0, description="Evidence score behind the answer.")
+    unsupported: list[str] = Field(default_factory=list,
+                                   description="Generated sentences that no retrieved passage supports.")
+    warnings: list[str] = Field(default_factory=list,
+                                description="e.g. 'answer_language:en' for an answer not in the question's language.")
 
     @classmethod
     def refusal(cls, question: str, lang: str, retrieved: list[RetrievedChunk], support: float = 0.0) -> Answer:
@@ -108,7 +113,7 @@ class ExtractiveAnswerer:
         self.min_support = min_support
         self.max_sentences = max_sentences
         self.evidence_chunks = evidence_chunks
-        self._word_vectors: dict[str, np.ndarray] = {}
+        self.words = WordMatcher(embeddings)
 
     def __call__(self, question: str, lang: str, docs: list[Document]) -> Answer:
         retrieved = retrieved_chunks(docs)
@@ -153,6 +158,15 @@ class ExtractiveAnswerer:
         return Answer(question=question, lang=lang, text=lead + " ".join(parts), refused=False,
                       citations=citations, retrieved=retrieved, support=round(support, 4))
 
+    def stream(self, question: str, lang: str, docs: list[Document]) -> Iterator[str | Answer]:
+        """The answer's words as text pieces, then the :class:`Answer` (same interface as LLMs)."""
+        answer = self(question, lang, docs)
+        words = answer.text.split(" ")
+        step = max(1, len(words) // 12)
+        for start in range(0, len(words), step):
+            yield " ".join(words[start : start + step]) + (" " if start + step < len(words) else "")
+        yield answer
+
     # -- signals -------------------------------------------------------------------------
     def _meaning(self, question: str, sentences: list[str]) -> np.ndarray:
         vectors = _normalise(self.embeddings.embed_documents([question, *sentences]))
@@ -162,19 +176,8 @@ class ExtractiveAnswerer:
         """For each content word of the question, its best cosine with a word of the
         evidence chunks: 1.0 for the same word, ~0.85 for a translation or a
         derivation ('robotics'/'robotique'), ~0.5 for nothing related."""
-        asked = content_words(question)
         vocabulary = sorted({w for d in docs for w in content_words(d.page_content)})
-        if not asked or not vocabulary:
-            return []
-        a, v = self._words(asked), self._words(vocabulary)
-        return [float(x) for x in (a @ v.T).max(axis=1)]
-
-    def _words(self, items: list[str]) -> np.ndarray:
-        missing = [w for w in items if w not in self._word_vectors]
-        if missing:
-            for word, vector in zip(missing, _normalise(self.embeddings.embed_documents(missing))):
-                self._word_vectors[word] = vector
-        return np.stack([self._word_vectors[w] for w in items])
+        return self.words.best_matches(content_words(question), vocabulary)
 
     def _sentence_scores(self, question: str, lang: str, candidates, meaning: np.ndarray) -> np.ndarray:
         langs = (lang, *[other for other in LANGUAGES if other != lang])
@@ -219,6 +222,29 @@ def quotable_units(text: str, lang: str) -> list[str]:
     if run:
         units.append("\n".join(run))
     return units
+
+
+class WordMatcher:
+    """Word-to-word similarity in the multilingual encoder, with a cache of word vectors:
+    1.0 for the same word, ~0.85 for a translation or a derivation, ~0.5 for unrelated."""
+
+    def __init__(self, embeddings: Any) -> None:
+        self.embeddings = embeddings
+        self._vectors: dict[str, np.ndarray] = {}
+
+    def best_matches(self, words_a: list[str], words_b: list[str]) -> list[float]:
+        """For each word of ``words_a``, its best cosine with a word of ``words_b``."""
+        if not words_a or not words_b:
+            return []
+        a, b = self._embed(words_a), self._embed(words_b)
+        return [float(x) for x in (a @ b.T).max(axis=1)]
+
+    def _embed(self, items: list[str]) -> np.ndarray:
+        missing = [w for w in dict.fromkeys(items) if w not in self._vectors]
+        if missing:
+            for word, vector in zip(missing, _normalise(self.embeddings.embed_documents(missing))):
+                self._vectors[word] = vector
+        return np.stack([self._vectors[w] for w in items])
 
 
 # Words that say what kind of answer is wanted, not what it is about.

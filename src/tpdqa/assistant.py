@@ -11,13 +11,15 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from tpdqa.answer import Answer, ExtractiveAnswerer
-from tpdqa.chain import build_chain
+from tpdqa.chain import build_chain, stream_chain
 from tpdqa.embeddings import USE_ALIASES, get_embeddings
+from tpdqa.generate import GenerativeAnswerer, chat_model
 from tpdqa.retrieval import HybridRetriever
 from tpdqa.settings import Settings
 from tpdqa.ingest import SUPPORTED_SUFFIXES
@@ -35,6 +37,7 @@ class DocumentError(ValueError):
 class Assistant:
     def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
         self.settings = settings.model_copy(update=overrides) if settings else Settings(**overrides)
+        self._answerers: dict[str, ExtractiveAnswerer | GenerativeAnswerer] = {}
         if not self.settings.embedding_models:
             raise ValueError("embedding_models is empty: name at least one model, e.g. use-multilingual-v3")
 
@@ -48,15 +51,28 @@ class Assistant:
             store=self.store, models=self.settings.embedding_models, k=self.settings.k, fetch_k=self.settings.fetch_k
         )
 
-    @cached_property
-    def answerer(self) -> ExtractiveAnswerer:
+    @property
+    def answerer(self) -> ExtractiveAnswerer | GenerativeAnswerer:
+        return self.answerer_for(self.settings.llm)
+
+    def answerer_for(self, llm: str) -> ExtractiveAnswerer | GenerativeAnswerer:
+        """The answerer of one ``llm`` setting (built once): the UI lets each chat choose."""
+        if llm not in self._answerers:
+            self._answerers[llm] = self._build_answerer(self.settings.model_copy(update={"llm": llm}))
+        return self._answerers[llm]
+
+    def _build_answerer(self, settings: Settings) -> ExtractiveAnswerer | GenerativeAnswerer:
         # The multilingual encoder judges sentences when configured: it is the one
         # that compares an English question with a French sentence.
-        models = self.settings.embedding_models
-        judge = next((m for m in models if m in USE_ALIASES), models[0])
-        return ExtractiveAnswerer(get_embeddings(judge), min_support=self.settings.min_support)
+        models = settings.embedding_models
+        judge = get_embeddings(next((m for m in models if m in USE_ALIASES), models[0]))
+        model = chat_model(settings)
+        if model is None:
+            return ExtractiveAnswerer(judge, min_support=settings.min_support)
+        return GenerativeAnswerer(model, judge, context_tokens=settings.llm_context_tokens,
+                                  max_tokens=settings.llm_max_tokens)
 
-    @cached_property
+    @property
     def chain(self):
         return build_chain(self.retriever, self.answerer)
 
@@ -64,7 +80,7 @@ class Assistant:
         """Bring the index up to date with the documents folder (only changes are embedded)."""
         return self.store.sync(progress=progress)
 
-    def ask(self, question: str, history: list[Any] | None = None) -> Answer:
+    def ask(self, question: str, history: list[Any] | None = None, llm: str | None = None) -> Answer:
         """Answer ``question`` from the documents, with citations, or refuse.
 
         ``history`` is the conversation so far: ``[{"role": "user"|"assistant", "content": ...}]``
@@ -73,7 +89,8 @@ class Assistant:
         question = self.check_question(question)
         if self.store.is_empty():
             self.index()
-        return self.chain.invoke({"question": question, "history": history or []})
+        chain = build_chain(self.retriever, self.answerer_for(llm or self.settings.llm))
+        return chain.invoke({"question": question, "history": history or []})
 
     def add_document(self, name: str, data: bytes) -> str:
         """Write an uploaded file into the documents folder (``index()`` makes it answerable).
@@ -104,6 +121,15 @@ class Assistant:
     def documents(self) -> list[FileRecord]:
         """The indexed documents: source, sha256, chunks, indexed_at (epoch seconds)."""
         return self.store.files()
+
+    def stream(self, question: str, history: list[Any] | None = None, llm: str | None = None
+               ) -> Iterator[str | Answer]:
+        """Like :meth:`ask`, yielding the answer's text as it comes, then the checked Answer."""
+        question = self.check_question(question)
+        if self.store.is_empty():
+            self.index()
+        answerer = self.answerer_for(llm or self.settings.llm)
+        yield from stream_chain(self.retriever, answerer, {"question": question, "history": history or []})
 
     def check_question(self, question: Any) -> str:
         if not isinstance(question, str) or not question.strip():

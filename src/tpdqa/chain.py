@@ -11,6 +11,7 @@ measures what a chat user gets. An LLM answerer replaces the last step only.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from typing import Any
 
 from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough
@@ -64,19 +65,33 @@ def _content(turn: Any) -> str:
     return str(getattr(turn, "content", ""))
 
 
-def build_chain(retriever: Runnable, answerer: Any) -> Runnable:
-    def prepare(inputs: dict[str, Any]) -> dict[str, Any]:
-        question = inputs["question"]
-        query = standalone_question(question, inputs.get("history"))
-        return {**inputs, "query": query, "lang": guess_lang(question)}
+def prepare(inputs: dict[str, Any], answerer: Any) -> dict[str, Any]:
+    """Adds ``lang`` (the question's) and ``query`` (what to retrieve with)."""
+    question, history = inputs["question"], inputs.get("history") or []
+    rewrite = getattr(answerer, "rewrite", None)
+    if history and rewrite is not None:  # an LLM reads the conversation itself
+        query = rewrite(question, [{"role": _role(t) or "assistant", "content": _content(t)} for t in history])
+    else:
+        query = standalone_question(question, history)
+    return {**inputs, "query": query, "lang": guess_lang(question)}
 
+
+def build_chain(retriever: Runnable, answerer: Any) -> Runnable:
     def answer(inputs: dict[str, Any]):
         return answerer(inputs["query"], inputs["lang"], inputs["docs"]).model_copy(
             update={"question": inputs["question"]}
         )
 
     return (
-        RunnableLambda(prepare)
+        RunnableLambda(lambda inputs: prepare(inputs, answerer))
         | RunnablePassthrough.assign(docs=lambda x: retriever.invoke(x["query"], lang=x["lang"]))
         | RunnableLambda(answer)
     ).with_config(run_name="tpdqa")
+
+
+def stream_chain(retriever: Runnable, answerer: Any, inputs: dict[str, Any]) -> Iterator[Any]:
+    """The same steps as :func:`build_chain`, yielding text pieces, then the Answer."""
+    prepared = prepare(inputs, answerer)
+    docs = retriever.invoke(prepared["query"], lang=prepared["lang"])
+    for item in answerer.stream(prepared["query"], prepared["lang"], docs):
+        yield item.model_copy(update={"question": inputs["question"]}) if hasattr(item, "model_copy") else item

@@ -21,6 +21,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--index-dir", type=Path, help="folder of the index (default ./index)")
     parser.add_argument("--chroma-url", help="use a Chroma server, e.g. http://127.0.0.1:8000")
     parser.add_argument("--embedding-models", help="comma-separated embedding models")
+    parser.add_argument("--llm", help="answerer: extractive (default), openai:MODEL, ollama:MODEL, llamacpp:PATH")
+    parser.add_argument("--llm-base-url", help="base URL of an OpenAI-compatible or Ollama server")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -78,7 +80,7 @@ def _assistant(args: argparse.Namespace):
     from tpdqa import Assistant
 
     overrides: dict[str, Any] = {}
-    for name in ("documents_dir", "index_dir", "chroma_url", "embedding_models"):
+    for name in ("documents_dir", "index_dir", "chroma_url", "embedding_models", "llm", "llm_base_url"):
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = value
@@ -134,6 +136,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
         print(answer.model_dump_json(indent=2))
         return 0
     print(answer.text)
+    for sentence in answer.unsupported:
+        print(f"  (not supported by the documents: {sentence})")
     if answer.citations:
         print("\nSources:")
         for c in answer.citations:
@@ -170,7 +174,8 @@ def _eval_beir(args: argparse.Namespace) -> int:
 
     from tpdqa.evaluation import evaluate_beir
 
-    overrides = {n: getattr(args, n) for n in ("chroma_url", "embedding_models") if getattr(args, n, None)}
+    overrides = {n: getattr(args, n) for n in ("chroma_url", "embedding_models", "llm", "llm_base_url")
+                 if getattr(args, n, None)}
     work = args.work or Path(tempfile.mkdtemp(prefix="tpdqa-beir-"))
     report = evaluate_beir(args.beir, qrels=args.qrels, work=work, every=args.every, offset=args.offset,
                            limit=args.limit, **overrides)

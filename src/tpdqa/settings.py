@@ -48,6 +48,15 @@ class Settings(BaseSettings):
         1.0, description="Evidence score under which the answerer refuses (see tpdqa.answer; typical 0.6-2.0)."
     )
     max_question_chars: int = Field(2000, description="Longest question accepted.")
+    llm: str = Field("extractive", description=(
+        "Answerer: extractive (no model), ollama:MODEL, openai:MODEL (OpenAI or any compatible server with "
+        "llm_base_url), llamacpp:/path/model.gguf."))
+    llm_base_url: str | None = Field(None, description="Base URL of the LLM server, e.g. http://127.0.0.1:8080/v1.")
+    llm_api_key: str | None = Field(None, description="API key (else OPENAI_API_KEY; none for a local server).")
+    llm_temperature: float = Field(0.0, ge=0.0, le=2.0, description="Sampling temperature of the LLM.")
+    llm_max_tokens: int = Field(384, ge=16, description="Longest generated answer, in tokens.")
+    llm_context_tokens: int = Field(4096, ge=512, description="The model's context window: passages are trimmed to fit.")
+    llm_timeout: float = Field(120.0, description="Seconds to wait for the LLM server.")
     max_upload_mb: int = Field(20, ge=1, description="Largest document accepted by the chat's upload, in MB.")
 
     @field_validator("embedding_models", mode="before")

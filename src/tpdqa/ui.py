@@ -13,7 +13,6 @@ from __future__ import annotations
 import html
 import re
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -109,10 +108,17 @@ def _stats_line(stats) -> str:
 # -- rendering ---------------------------------------------------------------------------
 
 def render_answer(answer: Answer, turn: int) -> str:
-    """Markdown for the chat bubble: markers become links to the turn's passages."""
+    """Markdown for the chat bubble: markers become links to the turn's passages;
+    generated sentences that no passage supports are flagged."""
     if answer.refused:
         return f"⚠️ *{answer.text}*"
-    return re.sub(r"\[(\d+)\]", lambda m: f"[\\[{m.group(1)}\\]](#tpdqa-src-{turn}-{m.group(1)})", answer.text)
+    text = answer.text
+    for sentence in answer.unsupported:
+        text = text.replace(sentence, f"{sentence} ⚠️ *(not supported by the documents)*", 1)
+    text = re.sub(r"\[(\d+)\]", lambda m: f"[\\[{m.group(1)}\\]](#tpdqa-src-{turn}-{m.group(1)})", text)
+    if any(w.startswith("answer_language:") for w in answer.warnings):
+        text += "\n\n*⚠️ The answer is not in the language of the question.*"
+    return text
 
 
 def render_sources(answer: Answer, turn: int) -> str:
@@ -148,7 +154,7 @@ def documents_table(assistant: Assistant) -> list[list[Any]]:
 def build_app(assistant: Assistant, indexing: IndexingState | None = None) -> gr.Blocks:
     indexing = indexing or IndexingState(finished=True, message="Index ready.")
 
-    def respond(message: str, history: list[dict], panels: list[str]) -> Iterator[tuple]:
+    def respond(message: str, history: list[dict], panels: list[str], llm: str | None = None) -> Iterator[tuple]:
         question = (message or "").strip()
         history = list(history or [])
         try:
@@ -160,15 +166,21 @@ def build_app(assistant: Assistant, indexing: IndexingState | None = None) -> gr
         previous = [{"role": m["role"], "content": _plain(m["content"])} for m in history]
         history = history + [{"role": "user", "content": question}, {"role": "assistant", "content": "…"}]
         yield "", history, panels, _panel(panels)
-        answer = assistant.ask(question, history=previous)
         turn = len(panels) + 1
-        # Stream the text word by word, then swap in the final text whose markers link.
-        words = answer.text.split(" ")
-        step = max(1, len(words) // 12)
-        for end in range(step, len(words), step):
-            history[-1] = {"role": "assistant", "content": " ".join(words[:end]) + " …"}
+        text, answer = "", None
+        try:
+            for item in assistant.stream(question, history=previous, llm=llm or None):
+                if isinstance(item, Answer):
+                    answer = item
+                    continue
+                text += item
+                history[-1] = {"role": "assistant", "content": text + " …"}
+                yield "", history, panels, _panel(panels)
+        except (RuntimeError, ValueError, OSError) as exc:  # an LLM server down, a model missing
+            history[-1] = {"role": "assistant", "content": f"⚠️ *{exc}*"}
             yield "", history, panels, _panel(panels)
-            time.sleep(0.03)
+            return
+        # The checks ran at the end: swap in the final text, whose markers link to passages.
         history[-1] = {"role": "assistant", "content": render_answer(answer, turn)}
         panels = [render_sources(answer, turn), *panels]
         yield "", history, panels, _panel(panels)
@@ -243,11 +255,17 @@ def build_app(assistant: Assistant, indexing: IndexingState | None = None) -> gr
                     with gr.Column(scale=2):
                         gr.Markdown("### Sources")
                         sources = gr.HTML(NO_SOURCES, elem_id="sources")
+                with gr.Accordion("Settings", open=False):
+                    choices = list(dict.fromkeys(["extractive", assistant.settings.llm]))
+                    llm = gr.Dropdown(choices, value=assistant.settings.llm, label="Answerer", elem_id="answerer",
+                                      info="extractive quotes the documents; an LLM (TPDQA_LLM) writes answers "
+                                           "whose citations are checked")
                 outputs = [box, chatbot, panels, sources]
-                box.submit(respond, [box, chatbot, panels], outputs, api_visibility="private")
-                send.click(respond, [box, chatbot, panels], outputs, api_visibility="private")
+                inputs = [box, chatbot, panels, llm]
+                box.submit(respond, inputs, outputs, api_visibility="private")
+                send.click(respond, inputs, outputs, api_visibility="private")
                 chatbot.example_select(pick_example, None, box, api_visibility="private").then(
-                    respond, [box, chatbot, panels], outputs, api_visibility="private"
+                    respond, inputs, outputs, api_visibility="private"
                 )
             with gr.Tab("Documents", id="documents"):
                 table = gr.Dataframe(documents_table(assistant), headers=["Document", "Passages", "Indexed at"],
