@@ -85,8 +85,10 @@ def chat_model(settings: Any):
             from langchain_openai import ChatOpenAI
 
             key = settings.llm_api_key or _env("OPENAI_API_KEY") or "not-needed-for-a-local-server"
+            # max_tokens also in the body: compatible servers (llama.cpp) ignore max_completion_tokens
             return ChatOpenAI(model=model, base_url=settings.llm_base_url, api_key=key,
-                              max_tokens=settings.llm_max_tokens, timeout=settings.llm_timeout, **common)
+                              max_tokens=settings.llm_max_tokens, timeout=settings.llm_timeout,
+                              extra_body={"max_tokens": settings.llm_max_tokens}, **common)
         if kind == "ollama":
             from langchain_ollama import ChatOllama
 
@@ -206,7 +208,7 @@ def check_answer(raw: str, question: str, lang: str, passages: list[Document], e
     if not text or _is_refusal(text):
         return Answer.refusal(question, lang, chunks)
 
-    sentences = _sentences(text, lang)
+    sentences = list(dict.fromkeys(_sentences(text, lang)))  # small models loop: say each sentence once
     passage_sentences = [split_sentences(p.page_content, p.metadata.get("lang", lang)) or [p.page_content]
                          for p in passages]
     judged = _judge(sentences, passage_sentences, passages,
