@@ -7,6 +7,9 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -52,6 +55,34 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@contextmanager
+def serving(command: list[str], ready_url: str, *, timeout: float, log: Path, cwd: Path | None = None,
+            env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
+    """Run a real server process until the block ends, once ``ready_url`` answers 200."""
+    import httpx
+
+    with open(log, "w") as out:
+        proc = subprocess.Popen(command, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                if httpx.get(ready_url, timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"{command[0]} did not serve {ready_url} within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
+            time.sleep(0.3)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def run_tpdqa(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: int = 600):

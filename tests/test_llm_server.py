@@ -7,16 +7,12 @@ marker parsing, checks, refusal path), not eloquence."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
-import time
 
-import httpx
 import pytest
 
 from tpdqa import Answer, Assistant
-from tests.conftest import DEV_SET, free_port, run_tpdqa
+from tests.conftest import DEV_SET, free_port, run_tpdqa, serving
 
 
 @pytest.fixture(scope="module")
@@ -25,27 +21,11 @@ def llm_server(tmp_path_factory):
 
     model = assemble(str(tmp_path_factory.mktemp("gguf") / "gemma3-270m-q4_k_m.gguf"))
     port = free_port()
-    log = tmp_path_factory.mktemp("llm") / "server.log"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1", "--port", str(port),
-         "--n_ctx", "4096", "--model_alias", "gemma3-270m"],
-        stdout=open(log, "w"), stderr=subprocess.STDOUT,
-    )
     url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/models", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.5)
-        assert proc.poll() is None, log.read_text()
-    else:
-        proc.kill()
-        pytest.fail("llama_cpp.server did not start within 180 s")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
+    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
+               "--port", str(port), "--n_ctx", "4096", "--model_alias", "gemma3-270m"]
+    with serving(command, f"{url}/models", timeout=180, log=tmp_path_factory.mktemp("llm") / "server.log"):
+        yield url
 
 
 @pytest.fixture

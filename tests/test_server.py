@@ -3,38 +3,23 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tpdqa import Assistant
-from tests.conftest import free_port
+from tests.conftest import free_port, serving
 
 
 @pytest.fixture
 def chroma_server(tmp_path):
     port = free_port()
     chroma = shutil.which("chroma") or str(Path(sys.executable).with_name("chroma"))
-    proc = subprocess.Popen([chroma, "run", "--path", str(tmp_path / "server-data"), "--host", "127.0.0.1",
-                             "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/api/v2/heartbeat", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    else:
-        proc.kill()
-        pytest.fail("chroma run did not start within 60 s")
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
+    command = [chroma, "run", "--path", str(tmp_path / "server-data"), "--host", "127.0.0.1", "--port", str(port)]
+    with serving(command, f"{url}/api/v2/heartbeat", timeout=60, log=tmp_path / "chroma.log"):
+        yield url
 
 
 def test_server_mode_indexes_answers_and_stays_incremental(corpus_dir, tmp_path, chroma_server, monkeypatch):

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.conftest import CORPUS, ROOT, free_port
+from tests.conftest import CORPUS, ROOT, free_port, serving
 
 CHROMIUM = os.environ.get("TPDQA_CHROMIUM", "/usr/bin/chromium")
 SHOTS = ROOT / "test-artifacts" / "screenshots"
@@ -27,23 +24,10 @@ def server(tmp_path_factory):
     shutil.copy(CORPUS, base / "documents" / CORPUS.name)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("TPDQA_")}
-    proc = subprocess.Popen([sys.executable, "-m", "tpdqa.cli", "serve", "--port", str(port)], cwd=base, env=env,
-                            stdout=open(base / "serve.log", "w"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.5)
-        assert proc.poll() is None, (base / "serve.log").read_text()
-    else:
-        proc.kill()
-        pytest.fail("tpdqa serve did not answer within 180 s")
-    yield {"url": url, "base": base}
-    proc.terminate()
-    proc.wait(timeout=30)
+    with serving([sys.executable, "-m", "tpdqa.cli", "serve", "--port", str(port)], url, timeout=180,
+                 log=base / "serve.log", cwd=base, env=env):
+        yield {"url": url, "base": base}
 
 
 @pytest.fixture(scope="module")
