@@ -86,9 +86,7 @@ class Assistant:
         ``history`` is the conversation so far: ``[{"role": "user"|"assistant", "content": ...}]``
         (Gradio's messages format) or ``[(user, assistant), ...]`` pairs.
         """
-        question = self.check_question(question)
-        if self.store.is_empty():
-            self.index()
+        question = self._ready(question)
         chain = build_chain(self.retriever, self.answerer_for(llm or self.settings.llm))
         return chain.invoke({"question": question, "history": history or []})
 
@@ -125,11 +123,16 @@ class Assistant:
     def stream(self, question: str, history: list[Any] | None = None, llm: str | None = None
                ) -> Iterator[str | Answer]:
         """Like :meth:`ask`, yielding the answer's text as it comes, then the checked Answer."""
+        question = self._ready(question)
+        answerer = self.answerer_for(llm or self.settings.llm)
+        yield from stream_chain(self.retriever, answerer, {"question": question, "history": history or []})
+
+    def _ready(self, question: Any) -> str:
+        """The checked question, with an index to answer from (built on first use)."""
         question = self.check_question(question)
         if self.store.is_empty():
             self.index()
-        answerer = self.answerer_for(llm or self.settings.llm)
-        yield from stream_chain(self.retriever, answerer, {"question": question, "history": history or []})
+        return question
 
     def check_question(self, question: Any) -> str:
         if not isinstance(question, str) or not question.strip():

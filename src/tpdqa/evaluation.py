@@ -290,7 +290,8 @@ def evaluate_beir(folder: Path, *, qrels: str = "test", work: Path, every: int =
     from tqdm import tqdm
 
     from tpdqa import Assistant
-    from tpdqa.retrieval import BM25
+    from tpdqa.language import guess_lang
+    from tpdqa.retrieval import fuse
 
     corpus, queries, relevance = read_beir(folder, qrels)
     documents = Path(work) / "documents"
@@ -307,21 +308,19 @@ def evaluate_beir(folder: Path, *, qrels: str = "test", work: Path, every: int =
     docs_per_s = json.loads(meta_path.read_text())["docs_per_s"] if meta_path.exists() else None
 
     qids = sorted(q for q in relevance if q in queries)[offset::every][:limit]
-    retriever, store = assistant.retriever, assistant.store
+    retriever = assistant.retriever
     per_list: dict[str, list[dict[str, float]]] = {}
     rows, latencies = [], []
     for qid in tqdm(qids, desc="Retrieving", unit="q", disable=not progress):
+        # The retriever's own steps, timed together; its lists are then scored alone too.
         started = time.perf_counter()
-        fused = retriever.invoke(queries[qid], k=10**6)
+        lang = guess_lang(queries[qid])
+        lists = retriever.ranked_lists(queries[qid], lang)
+        fused = fuse(lists, lang)
         latencies.append((time.perf_counter() - started) * 1000)
-        ranking = _doc_ranking(fused)
-        rows.append(_retrieval_scores(ranking, relevance[qid]))
-        # each list alone, for comparison (not timed)
-        lists = {m: [d for d, _ in store.dense_search(m, queries[qid], assistant.settings.fetch_k)]
-                 for m in assistant.settings.embedding_models}
-        lists[BM25] = [d for d, _ in store.lexical.search(queries[qid], k=assistant.settings.fetch_k)]
-        for name, docs in lists.items():
-            per_list.setdefault(name, []).append(_retrieval_scores(_doc_ranking(docs), relevance[qid]))
+        rows.append(_retrieval_scores(_doc_ranking(fused), relevance[qid]))
+        for name, hits in lists.items():
+            per_list.setdefault(name, []).append(_retrieval_scores(_doc_ranking([d for d, _ in hits]), relevance[qid]))
 
     def mean(values: list[dict[str, float]]) -> dict[str, float]:
         return {key: round(sum(v[key] for v in values) / len(values), 4) for key in values[0]} if values else {}

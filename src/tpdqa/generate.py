@@ -204,7 +204,6 @@ def check_answer(raw: str, question: str, lang: str, passages: list[Document], e
     """Parse, verify and renumber the citations of a generated answer (module doc)."""
     chunks = retrieved_chunks(retrieved if retrieved is not None else passages)
     text, _ = parse_markers(raw.strip())
-    refusal = REFUSALS.get(lang, REFUSALS["en"])
     if not text or _is_refusal(text):
         return Answer.refusal(question, lang, chunks)
 

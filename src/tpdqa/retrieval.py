@@ -64,13 +64,14 @@ class HybridRetriever(BaseRetriever):
     def _get_relevant_documents(
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun | None = None, **kwargs: Any
     ) -> list[Document]:
-        k = kwargs.get("k", self.k)
         query_lang = kwargs.get("lang") or guess_lang(query)
-        lists: dict[str, list[tuple[Document, float]]] = {
-            model: self.store.dense_search(model, query, self.fetch_k) for model in self.models
-        }
+        return fuse(self.ranked_lists(query, query_lang), query_lang)[: kwargs.get("k", self.k)]
+
+    def ranked_lists(self, query: str, query_lang: str) -> dict[str, list[tuple[Document, float]]]:
+        """Every list before fusion: each dense model's, then BM25's (``fetch_k`` hits each)."""
+        lists = {model: self.store.dense_search(model, query, self.fetch_k) for model in self.models}
         lists[BM25] = self.store.lexical.search(query, k=self.fetch_k, lang=query_lang)
-        return fuse(lists, query_lang)[:k]
+        return lists
 
 
 def fuse(

@@ -257,9 +257,10 @@ class Store:
     def dense_search(self, model: str, query: str, k: int) -> list[tuple[Document, float]]:
         """Top ``k`` chunks by cosine similarity (1 - Chroma's cosine distance)."""
         store = self.dense(model)
-        if store._collection.count() == 0:
+        size = store._collection.count()  # one call: on a server each is a request
+        if size == 0:
             return []
-        hits = store.similarity_search_with_score(query, k=min(k, store._collection.count()))
+        hits = store.similarity_search_with_score(query, k=min(k, size))
         return [(doc, 1.0 - float(distance)) for doc, distance in hits]
 
     def models_loaded(self) -> list[str]:
