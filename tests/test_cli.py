@@ -36,3 +36,26 @@ def test_help_documents_every_command(tmp_path):
     assert all(cmd in top.stdout for cmd in ("index", "ask", "eval"))
     ask = run_tpdqa("ask", "--help", cwd=tmp_path)
     assert "--json" in ask.stdout and "TPDQA_" in ask.stdout
+
+
+def test_ask_names_the_section_of_each_source_and_never_quotes_a_heading(tmp_path):
+    from tests.test_ingest import _docx_with_headings
+
+    docs = tmp_path / "documents"
+    docs.mkdir()
+    _docx_with_headings(docs / "micron.docx")
+    (docs / "usines.md").write_text(
+        "# Usines de puces\n\n## Samsung au Texas\n\nSamsung construit une usine de puces avancées à Taylor, "
+        "au Texas, pour dix-sept milliards de dollars.\n", encoding="utf-8")
+
+    result = run_tpdqa("ask", "Combien le Japon a-t-il versé de subventions à Micron ?", cwd=tmp_path)
+    answer = json.loads(run_tpdqa("ask", "Où Samsung construit-il son usine ?", "--json", cwd=tmp_path).stdout)
+
+    assert result.returncode == 0, result.stderr
+    assert "[1] micron.docx › Micron au Japon › Une politique d'attraction des fabricants" in result.stdout
+    assert "1,5 milliard de dollars" in result.stdout
+    assert answer["refused"] is False
+    assert answer["citations"][0]["section"] == "usines.md › Usines de puces › Samsung au Texas"
+    assert "Taylor" in answer["citations"][0]["quote"]
+    headings = {"Usines de puces", "Samsung au Texas", "Micron au Japon", "Une politique d'attraction des fabricants"}
+    assert not any(h in answer["citations"][0]["quote"] for h in headings)

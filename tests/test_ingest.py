@@ -6,7 +6,8 @@ import shutil
 
 import pytest
 
-from tpdqa.ingest import chunk_documents, load_folder
+from tpdqa.ingest import chunk_body, chunk_documents, load_folder
+from tpdqa.language import split_sentences
 from tests.conftest import CORPUS
 
 
@@ -114,3 +115,106 @@ def test_long_paragraph_is_cut_between_sentences_with_overlap(tmp_path):
 def test_missing_folder_says_what_to_do(tmp_path):
     with pytest.raises(FileNotFoundError, match="TPDQA_DOCUMENTS_DIR"):
         load_folder(tmp_path / "nope")
+
+
+# -- structure: headings become the section path, layout never cuts a sentence ---------------
+
+def _docx_with_headings(path):
+    import docx
+
+    document = docx.Document()
+    document.add_heading("Micron au Japon", level=1)
+    document.add_heading("Une politique d'attraction des fabricants", level=2)
+    document.add_paragraph("Le gouvernement japonais a versé 1,5 milliard de dollars de subventions à Micron "
+                           "pour son usine de Hiroshima.")
+    document.save(path)
+
+
+def test_headings_become_the_section_path_and_leave_the_body(tmp_path):
+    (tmp_path / "guide.md").write_text(
+        "# Guide des puces\n\nIntroduction générale sur les semi-conducteurs et leur marché mondial.\n\n"
+        "## Mémoire **DRAM**\n\nLa Corée du Sud produit l'essentiel des puces\nDRAM vendues dans le monde.\n",
+        encoding="utf-8")
+    (tmp_path / "page.html").write_text(
+        "<html><head><title>Chips report</title></head><body><main><h1>Chips report</h1>"
+        "<h2>Memory</h2><p>South Korea makes most of the world's memory chips.</p></main></body></html>")
+    _docx_with_headings(tmp_path / "micron.docx")
+
+    chunks = chunk_documents(load_folder(tmp_path).documents, 1000, 150)
+
+    sections = {c.metadata["source"]: c.metadata["section"] for c in chunks if "Corée" in c.page_content
+                or "South Korea" in c.page_content or "Hiroshima" in c.page_content}
+    assert sections == {
+        "guide.md": "Guide des puces › Mémoire DRAM",
+        "page.html": "Chips report › Memory",
+        "micron.docx": "Micron au Japon › Une politique d'attraction des fabricants",
+    }
+    for chunk in chunks:
+        body = chunk_body(chunk.page_content, chunk.metadata)
+        assert "#" not in body and "Memory\n" not in body and "Une politique" not in body
+        assert chunk.page_content.startswith(chunk.metadata["section"] + "\n")  # context for retrieval
+    md = next(c for c in chunks if "Corée" in c.page_content)
+    # soft line breaks of a Markdown paragraph are joined: one sentence
+    assert "l'essentiel des puces DRAM vendues dans le monde." in md.page_content
+
+
+def test_pdf_lines_are_reflowed_hyphens_undone_running_header_and_page_numbers_dropped(tmp_path):
+    from fpdf import FPDF
+
+    class Report(FPDF):
+        def header(self):
+            self.set_font("Helvetica", size=8)
+            self.cell(0, 6, "Rapport annuel 2025 - Confidentiel", align="R")
+            self.ln(10)
+
+        def footer(self):
+            self.set_y(-12)
+            self.set_font("Helvetica", size=8)
+            self.cell(0, 6, str(self.page_no()), align="C")
+
+    pdf = Report()
+    pdf.set_title("Rapport annuel")
+    lines = ["L'usine de Taylor, au Texas, produira des puces avancées grâce à un investisse-",
+             "ment de dix-sept milliards de dollars annoncé par Samsung en novembre dernier",
+             "après de longues négociations avec les autorités locales.",
+             "Un second paragraphe court."]
+    for _ in range(2):
+        pdf.add_page()
+        pdf.set_font("Helvetica", size=16)
+        pdf.cell(0, 9, "Rapport annuel", new_x="LMARGIN", new_y="NEXT")
+        pdf.set_font("Helvetica", size=11)
+        for line in lines:
+            pdf.cell(0, 5.5, line, new_x="LMARGIN", new_y="NEXT")
+    pdf.output(str(tmp_path / "rapport.pdf"))
+
+    docs = load_folder(tmp_path).documents
+
+    assert [d.metadata["page"] for d in docs] == [1, 2]
+    first = docs[0].page_content
+    sentence = ("L'usine de Taylor, au Texas, produira des puces avancées grâce à un investissement de "
+                "dix-sept milliards de dollars annoncé par Samsung en novembre dernier après de longues "
+                "négociations avec les autorités locales.")
+    assert first.split("\n\n")[0] == sentence
+    assert split_sentences(first.split("\n\n")[0], "fr") == [sentence]
+    for doc in docs:
+        assert "Confidentiel" not in doc.page_content
+        assert not any(line.strip().isdigit() for line in doc.page_content.split("\n"))
+        assert doc.metadata["section"] == "Rapport annuel" and doc.metadata["title"] == "Rapport annuel"
+
+
+def test_html_keeps_main_content_and_inline_tags_do_not_cut_sentences(tmp_path):
+    (tmp_path / "news.html").write_text(
+        "<html><head><title>Semiconductors</title><style>p {color: red}</style></head><body>"
+        "<div id='cookie-banner'>We use cookies to improve your experience. Accept all</div>"
+        "<header><nav><a href='/'>Home</a> · <a href='/tech'>Technology</a></nav></header>"
+        "<main><article><h1>Semiconductors</h1>"
+        "<p>The plant in <b>Taylor, Texas</b> will open in <a href='/2026'>2026</a>, "
+        "said <em>the company</em> on Monday.</p></article></main>"
+        "<aside>Related: ten gadgets to buy</aside>"
+        "<footer>© 2025 Example News. All rights reserved.</footer></body></html>")
+
+    text = " ".join(d.page_content for d in load_folder(tmp_path).documents)
+
+    assert "The plant in Taylor, Texas will open in 2026, said the company on Monday." in text
+    for boilerplate in ("cookies", "Home", "Technology", "gadgets", "rights reserved"):
+        assert boilerplate not in text

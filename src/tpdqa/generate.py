@@ -30,7 +30,8 @@ from typing import Any
 
 from langchain_core.documents import Document
 
-from tpdqa.answer import REFUSALS, Answer, Citation, WordMatcher, content_words, retrieved_chunks
+from tpdqa.answer import REFUSALS, Answer, Citation, WordMatcher, content_words, retrieved_chunks, section_path
+from tpdqa.ingest import chunk_body
 from tpdqa.language import LANGUAGES, guess_lang, split_sentences
 
 EXTRAS = {"openai": "openai", "ollama": "ollama", "llamacpp": "llamacpp"}
@@ -208,8 +209,8 @@ def check_answer(raw: str, question: str, lang: str, passages: list[Document], e
         return Answer.refusal(question, lang, chunks)
 
     sentences = list(dict.fromkeys(_sentences(text, lang)))  # small models loop: say each sentence once
-    passage_sentences = [split_sentences(p.page_content, p.metadata.get("lang", lang)) or [p.page_content]
-                         for p in passages]
+    passage_sentences = [split_sentences(chunk_body(p.page_content, p.metadata), p.metadata.get("lang", lang))
+                         or [p.page_content] for p in passages]
     judged = _judge(sentences, passage_sentences, passages,
                     embeddings if isinstance(embeddings, WordMatcher) else WordMatcher(embeddings))
 
@@ -230,7 +231,7 @@ def check_answer(raw: str, question: str, lang: str, passages: list[Document], e
                 citations.append(Citation(
                     n=order[index], source=doc.metadata.get("source", ""), chunk_id=doc.id or "",
                     text=doc.page_content, quote=quote, score=round(score, 4), page=doc.metadata.get("page"),
-                    title=doc.metadata.get("title"),
+                    title=doc.metadata.get("title"), section=section_path(doc.metadata),
                 ))
             numbers.append(order[index])
         body = plain

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,27 +87,44 @@ def load_folder(folder: str | Path) -> LoadedFolder:
     return result
 
 
+@dataclass
+class Section:
+    """A run of body text under one heading path (title first), on one PDF page."""
+
+    headings: tuple[str, ...]
+    text: str
+    page: int | None = None
+
+
+SECTION_SEP = " › "
+
+
 def load_bytes(data: bytes, source: str) -> list[Document]:
-    """Documents of one file's bytes; raises :class:`UnusableFile` with the reason."""
+    """Documents of one file's bytes, one per section (and page); raises :class:`UnusableFile`.
+
+    Headings never stay in the body: they become ``metadata["section"]`` (the heading
+    path, title first), which chunking puts on a chunk's first line as context.
+    """
     suffix = Path(source).suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         raise UnusableFile(f"unsupported file type '{suffix or '(none)'}'; supported: {', '.join(SUPPORTED_SUFFIXES)}")
     if not data.strip():
         raise UnusableFile("empty file")
-    loader = _LOADERS[suffix]
-    pages = loader(data)  # [(text, page or None, title or None)]
-    docs = []
-    default_title = Path(source).stem.replace("_", " ").replace("-", " ")
-    for text, page, title in pages:
-        text = clean_text(text)
-        if not text:
-            continue
-        metadata: dict[str, Any] = {"source": source, "title": title or default_title, "lang": guess_lang(text)}
-        if page is not None:
-            metadata["page"] = page
-        docs.append(Document(page_content=text, metadata=metadata))
-    if not docs:
+    sections, title = _LOADERS[suffix](data)
+    sections = [Section(s.headings, clean_text(s.text), s.page) for s in sections]
+    sections = [s for s in sections if s.text]
+    if not sections:
         raise UnusableFile("no text could be extracted (empty, or a scanned PDF without a text layer)")
+    # One language per file: a short section alone is too little to guess from.
+    lang = guess_lang(" ".join(s.text for s in sections)[:3000])
+    default_title = Path(source).stem.replace("_", " ").replace("-", " ")
+    docs = []
+    for s in sections:
+        metadata: dict[str, Any] = {"source": source, "title": title or default_title, "lang": lang,
+                                    "section": SECTION_SEP.join(h for h in s.headings if h)}
+        if s.page is not None:
+            metadata["page"] = s.page
+        docs.append(Document(page_content=s.text, metadata=metadata))
     return docs
 
 
@@ -130,50 +148,123 @@ def _control_ratio(data: bytes) -> float:
 
 def clean_text(text: str) -> str:
     text = text.replace("\r\n", "\n").replace("\r", "\n").replace("\u00a0", " ").replace("\u202f", " ")
+    text = text.replace("\u00ad", "")  # soft hyphens: invisible, but they split words
     text = re.sub(r"[ \t\f\v]+", " ", text)
     text = re.sub(r" *\n *", "\n", text)
     text = re.sub(r"\n{3,}", "\n\n", text)
     return text.strip()
 
 
+_END = ".!?:;»\"”)…"
+
+
+def _looks_like_title(line: str, following: str) -> bool:
+    """A short first line without end punctuation, before longer text."""
+    line = line.strip()
+    return bool(line) and len(line) <= 100 and line[-1] not in _END and len(following.strip()) > len(line)
+
+
 def _load_text(data: bytes):
-    return [(decode_text(data), None, None)]
+    text = decode_text(data)
+    first, _, rest = clean_text(text).partition("\n")
+    if rest and _looks_like_title(first, rest.strip().split("\n", 1)[0]):
+        return [Section((first.strip(),), rest)], first.strip()
+    return [Section((), text)], None
 
 
 def _load_markdown(data: bytes):
+    """LangChain's Markdown splitter: sections by ``#`` headings, headings stripped, whitespace kept."""
+    from langchain_text_splitters import ExperimentalMarkdownSyntaxTextSplitter
+
+    levels = [("#" * n, f"h{n}") for n in range(1, 7)]
+    splitter = ExperimentalMarkdownSyntaxTextSplitter(headers_to_split_on=levels, strip_headers=True)
     text = decode_text(data)
-    heading = re.search(r"^#{1,6}\s+(.+)$", text, re.MULTILINE)
-    return [(text, None, heading.group(1).strip() if heading else None)]
+    sections = []
+    for doc in splitter.split_text(text):
+        path = tuple(_plain_markdown(doc.metadata[f"h{n}"]) for n in range(1, 7) if doc.metadata.get(f"h{n}"))
+        sections.append(Section(path, _plain_markdown(doc.page_content)))
+    title = next((s.headings[0] for s in sections if s.headings), None)
+    return sections, title
+
+
+_MD_INLINE = [
+    (re.compile(r"!\[([^\]]*)\]\([^)]*\)"), r"\1"),  # images: alt text
+    (re.compile(r"\[([^\]]+)\]\([^)]*\)"), r"\1"),  # links: their text
+    (re.compile(r"(\*\*|__)(.+?)\1"), r"\2"),
+    (re.compile(r"(?<![\w*])[*_](?=\S)(.+?)(?<=\S)[*_](?![\w*])"), r"\1"),
+    (re.compile(r"`([^`]+)`"), r"\1"),
+]
+
+
+def _plain_markdown(text: str) -> str:
+    """Inline Markdown marks removed, so a quote reads as text; list bullets dropped."""
+    for pattern, repl in _MD_INLINE:
+        text = pattern.sub(repl, text)
+    blocks = []
+    for block in re.split(r"\n\s*\n", text):
+        lines = [l.strip() for l in block.strip().split("\n") if l.strip()]
+        if any(_MD_LIST.match(l) or l.startswith("|") for l in lines):  # lists and tables keep their lines
+            blocks.append("\n".join(_MD_LIST.sub("", l) for l in lines))
+        else:  # a paragraph's soft line breaks are layout, not structure
+            blocks.append(" ".join(lines))
+    return "\n\n".join(b for b in blocks if b)
+
+
+_MD_LIST = re.compile(r"^(?:[-*+]|\d+[.)])\s+")
+
+
+_BOILERPLATE = re.compile(r"cookie|consent|gdpr|banner|newsletter|share|social|advert|promo|breadcrumb|sidebar|"
+                          r"menu|popup|modal|related|comment", re.IGNORECASE)
+_BLOCKS = ["p", "li", "dd", "dt", "blockquote", "pre", "td", "th", "figcaption", "caption"]
+_HEADINGS = ["h1", "h2", "h3", "h4", "h5", "h6"]
 
 
 def _load_html(data: bytes):
+    """Main content only: the page's <main>/<article> when it has one, never nav, header,
+    footer, aside, forms, scripts or cookie banners; a block's text is read whole, so
+    inline tags (<b>, <a>) never cut a sentence; <h1>-<h6> make the section path."""
     from bs4 import BeautifulSoup
 
     soup = BeautifulSoup(decode_text(data), "html.parser")
-    for tag in soup(["script", "style", "noscript", "template", "nav", "footer"]):
-        tag.decompose()
     title = soup.title.get_text(" ", strip=True) if soup.title else None
-    if soup.title:
-        soup.title.decompose()
-    return [(soup.get_text("\n"), None, title or None)]
+    for tag in soup(["script", "style", "noscript", "template", "nav", "footer", "aside", "form", "header",
+                     "button", "iframe", "svg", "head"]):
+        tag.decompose()
+    for tag in soup.find_all(True):
+        if tag.attrs is not None and _BOILERPLATE.search(" ".join([*tag.get("class", []), tag.get("id", ""),
+                                                                   tag.get("role", ""), tag.get("aria-label", "")])):
+            tag.decompose()
+    root = soup.find("main") or soup.find("article") or soup.body or soup
+    path: list[str] = []
+    sections: list[Section] = []
+    blocks: list[str] = []
 
+    def flush() -> None:
+        if blocks:
+            sections.append(Section(tuple(path), "\n\n".join(blocks)))
+            blocks.clear()
 
-def _load_pdf(data: bytes):
-    import io
-
-    from pypdf import PdfReader
-    from pypdf.errors import PdfReadError
-
-    try:
-        reader = PdfReader(io.BytesIO(data))
-        if reader.is_encrypted:
-            raise UnusableFile("encrypted PDF: decrypt it first")
-        title = (reader.metadata.title if reader.metadata else None) or None
-        return [(page.extract_text() or "", number, title) for number, page in enumerate(reader.pages, start=1)]
-    except UnusableFile:
-        raise
-    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise UnusableFile(f"corrupt or unreadable PDF ({exc.__class__.__name__}: {exc})") from exc
+    for element in root.find_all([*_HEADINGS, *_BLOCKS]):
+        if element.find_parent(_BLOCKS) is not None:  # a <p> inside an <li>: read with its parent
+            continue
+        for br in element.find_all("br"):
+            br.replace_with(" ")
+        text = " ".join(element.get_text().split())  # inline tags add no space: the source's own spacing
+        if not text:
+            continue
+        if element.name in _HEADINGS:
+            flush()
+            level = int(element.name[1])
+            del path[level - 1:]
+            path.extend([""] * (level - 1 - len(path)))
+            path.append(text)
+        else:
+            blocks.append(text)
+    flush()
+    if not sections:  # a page of bare text without blocks
+        sections = [Section((), root.get_text("\n"))]
+    title = title or next((s.headings[0] for s in sections if s.headings and s.headings[0]), None)
+    return [Section(tuple(h for h in s.headings if h), s.text) for s in sections], title
 
 
 def _load_docx(data: bytes):
@@ -186,11 +277,151 @@ def _load_docx(data: bytes):
         document = docx.Document(io.BytesIO(data))
     except (zipfile.BadZipFile, KeyError, ValueError) as exc:
         raise UnusableFile(f"corrupt or unreadable .docx ({exc.__class__.__name__}: {exc})") from exc
-    paragraphs = [p.text for p in document.paragraphs]
+    path: list[str] = []
+    sections: list[Section] = []
+    blocks: list[str] = []
+    for paragraph in document.paragraphs:
+        style = (paragraph.style.name if paragraph.style is not None else "") or ""
+        level = 0 if style == "Title" else int(m.group(1)) if (m := re.match(r"Heading (\d)", style)) else None
+        text = paragraph.text.strip()
+        if level is None:
+            if text:
+                blocks.append(text)
+            continue
+        if text:
+            if blocks:
+                sections.append(Section(tuple(path), "\n\n".join(blocks)))
+                blocks = []
+            del path[level:]
+            path.append(text)
+    if blocks:
+        sections.append(Section(tuple(path), "\n\n".join(blocks)))
     for table in document.tables:
-        for row in table.rows:
-            paragraphs.append(" | ".join(cell.text for cell in row.cells))
-    return [("\n\n".join(paragraphs), None, document.core_properties.title or None)]
+        rows = [" | ".join(cell.text for cell in row.cells) for row in table.rows]
+        sections.append(Section(tuple(path), "\n".join(rows)))
+    title = document.core_properties.title or next((s.headings[0] for s in sections if s.headings), None)
+    return sections, title or None
+
+
+def _load_pdf(data: bytes):
+    import io
+
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted:
+            raise UnusableFile("encrypted PDF: decrypt it first")
+        title = ((reader.metadata.title if reader.metadata else None) or "").strip() or None
+        pages = [page.extract_text() or "" for page in reader.pages]
+        outline = _pdf_outline(reader)
+    except UnusableFile:
+        raise
+    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise UnusableFile(f"corrupt or unreadable PDF ({exc.__class__.__name__}: {exc})") from exc
+    paragraphs = reflow_pdf(pages)
+    if paragraphs and title is None and len(paragraphs) > 1 and _looks_like_title(paragraphs[0][1], paragraphs[1][1]):
+        title = paragraphs[0][1]
+    if paragraphs and title and fold_title(paragraphs[0][1]) == fold_title(title):
+        paragraphs = paragraphs[1:]  # the title line, kept as the section path instead
+    headings = {fold_title(h) for _, h in outline}
+    sections: list[Section] = []
+    path: tuple[str, ...] = (title,) if title else ()
+    for page, text in paragraphs:
+        if fold_title(text) in headings:  # an outline entry's own line
+            path = ((title,) if title else ()) + (text,)
+            continue
+        if sections and sections[-1].page == page and sections[-1].headings == path:
+            sections[-1].text += "\n\n" + text
+        else:
+            sections.append(Section(path, text, page))
+    return sections, title
+
+
+def fold_title(text: str) -> str:
+    return " ".join(re.findall(r"\w+", text.casefold()))
+
+
+def _pdf_outline(reader) -> list[tuple[int, str]]:
+    out: list[tuple[int, str]] = []
+
+    def walk(items) -> None:
+        for item in items:
+            if isinstance(item, list):
+                walk(item)
+                continue
+            try:
+                out.append((reader.get_destination_page_number(item) + 1, str(item.title)))
+            except Exception:  # noqa: BLE001 - a broken bookmark is no reason to lose the file
+                continue
+
+    try:
+        walk(reader.outline)
+    except Exception:  # noqa: BLE001
+        return []
+    return out
+
+
+_PAGE_NUMBER = re.compile(r"^(?:page\s*)?[-–— ]*\d{1,4}[-–— ]*(?:\s*(?:/|of|sur|de)\s*\d{1,4})?$", re.IGNORECASE)
+
+
+def reflow_pdf(pages: list[str]) -> list[tuple[int, str]]:
+    """Paragraphs of a PDF's extracted pages, as (page where it starts, text).
+
+    Layout line breaks are joined, end-of-line hyphenation undone ('exam-' + 'ple'),
+    running headers and footers (the same first or last line on most pages, digits
+    aside) and page numbers dropped. A line ends its paragraph when it is blank, or
+    clearly shorter than the page's text lines and the next line does not continue it.
+    """
+    lines_by_page = [[line.strip() for line in clean_text(text).split("\n")] for text in pages]
+    running = _running_lines(lines_by_page)
+    lines: list[tuple[int, str]] = []
+    for number, page_lines in enumerate(lines_by_page, start=1):
+        kept = [l for l in page_lines if l]
+        edges = set(range(min(2, len(kept)))) | set(range(max(0, len(kept) - 2), len(kept)))
+        for i, line in enumerate(kept):
+            if i in edges and (_PAGE_NUMBER.match(line) or _shape(line) in running):
+                continue
+            lines.append((number, line))
+        lines.append((number, ""))  # a page end: a paragraph continues only if the next line says so
+    widths = sorted(len(l) for _, l in lines if len(l) > 20)
+    full = widths[int(len(widths) * 0.7)] if widths else 80  # a typical full line
+    paragraphs: list[tuple[int, str]] = []
+    current, start = "", 0
+    for (page, line), (_, following) in zip(lines, [*lines[1:], (0, "")]):
+        if not line:
+            continue
+        if not current:
+            current, start = line, page
+        elif current.endswith("-") and len(current) > 1 and current[-2].isalpha() and line[:1].islower():
+            current = current[:-1] + line
+        else:
+            current = f"{current} {line}"
+        ends_short = len(line) < 0.8 * full and not line.endswith("-")
+        continues = bool(following) and following[:1].islower()
+        next_is_page = not following
+        if (ends_short and not continues) or (next_is_page and line[-1:] in _END and not continues):
+            paragraphs.append((start, current))
+            current = ""
+    if current:
+        paragraphs.append((start, current))
+    return paragraphs
+
+
+def _shape(line: str) -> str:
+    return re.sub(r"\d+", "#", line.casefold())
+
+
+def _running_lines(lines_by_page: list[list[str]]) -> set[str]:
+    """Shapes of lines at the top or bottom of at least half the pages (two at least)."""
+    if len(lines_by_page) < 2:
+        return set()
+    counts: Counter[str] = Counter()
+    for page_lines in lines_by_page:
+        kept = [l for l in page_lines if l]
+        counts.update({_shape(l) for l in kept[:2] + kept[-2:]})
+    return {shape for shape, n in counts.items() if n >= max(2, len(lines_by_page) / 2)}
 
 
 _LOADERS = {
@@ -250,23 +481,36 @@ class ParagraphSentenceSplitter(TextSplitter):
         return self._merge_splits(pieces, " ")
 
 
-def chunk_id(source: str, page: int | None, title: str, text: str) -> str:
+def chunk_id(source: str, page: int | None, section: str, text: str) -> str:
     """Content-derived id: unchanged text in an unchanged place keeps its id."""
-    key = "\x1f".join((source, str(page or ""), title, text))
+    key = "\x1f".join((source, str(page or ""), section, text))
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
 
 
 def chunk_documents(documents: list[Document], chunk_size: int, chunk_overlap: int) -> list[Document]:
+    """Chunks of each section; a section's heading path is the first line of each of its
+    chunks, so retrieval (dense and BM25) sees the context a paragraph was written in.
+    :func:`chunk_body` gives the text without it: the part an answer may quote."""
     chunks: list[Document] = []
     for doc in documents:
         splitter = ParagraphSentenceSplitter(
             lang=doc.metadata.get("lang", "en"), chunk_size=chunk_size, chunk_overlap=min(chunk_overlap, chunk_size // 2)
         )
-        for text in splitter.split_text(doc.page_content):
+        section = doc.metadata.get("section", "")
+        for body in splitter.split_text(doc.page_content):
             meta = dict(doc.metadata)
-            cid = chunk_id(meta["source"], meta.get("page"), meta.get("title", ""), text)
+            text = f"{section}\n{body}" if section else body
+            cid = chunk_id(meta["source"], meta.get("page"), section, text)
             meta["chunk_id"] = cid
             chunks.append(Document(id=cid, page_content=text, metadata=meta))
     # The same text twice in one file (boilerplate) would share an id: keep the first.
     seen: set[str] = set()
     return [c for c in chunks if not (c.id in seen or seen.add(c.id))]
+
+
+def chunk_body(text: str, metadata: dict[str, Any]) -> str:
+    """A chunk's text without its heading line: what may be quoted as an answer."""
+    section = metadata.get("section") or ""
+    if section and text.startswith(section + "\n"):
+        return text[len(section) + 1:]
+    return text

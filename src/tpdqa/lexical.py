@@ -69,8 +69,7 @@ class LexicalIndex(DocumentIndex):
             if doc.id is None:
                 raise ValueError("LexicalIndex.upsert needs documents with an id")
             lang = doc.metadata.get("lang") or guess_lang(doc.page_content)
-            title = doc.metadata.get("title", "")
-            terms = " ".join(analyze(f"{title}\n{doc.page_content}", lang))
+            terms = " ".join(analyze(doc.page_content, lang))  # the chunk's first line is its section path
             rows.append((terms, doc.id, doc.metadata.get("source", ""), doc.page_content, json.dumps(doc.metadata)))
         with self._lock, self._conn:
             self._conn.executemany("DELETE FROM chunks WHERE id = ?", [(r[1],) for r in rows])

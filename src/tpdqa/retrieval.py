@@ -25,7 +25,7 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
-from tpdqa.embeddings import USE_ALIASES
+from tpdqa.embeddings import MULTILINGUAL
 from tpdqa.language import guess_lang
 
 BM25 = "bm25"
@@ -43,7 +43,7 @@ WEIGHTS: dict[str, dict[str, float]] = {
 
 def list_weight(name: str, query_lang: str, doc_lang: str) -> float:
     """How much one ranked list counts for one chunk."""
-    kind = BM25 if name == BM25 else "multilingual" if name in USE_ALIASES else "english"
+    kind = BM25 if name == BM25 else "multilingual" if name in MULTILINGUAL else "english"
     table = WEIGHTS[kind]
     return table.get(query_lang, table["*"]) if query_lang == doc_lang else table["*"]
 

@@ -24,6 +24,7 @@ from pydantic_settings import (
 )
 
 USE_MODEL = "use-multilingual-v3"
+E5_MODEL = "multilingual-e5-small"
 MINILM_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 
 
@@ -45,7 +46,9 @@ class Settings(BaseSettings):
     fetch_k: int = Field(50, ge=1, description="Candidates each retriever (dense, BM25) contributes to the fusion.")
     chroma_url: str | None = Field(None, description="URL of a Chroma server (`chroma run`); empty: a local store in index_dir.")
     min_support: float = Field(
-        1.0, description="Evidence score under which the answerer refuses (see tpdqa.answer; typical 0.6-2.0)."
+        0.28, ge=0.0, le=1.0,
+        description="The extractive answerer refuses when its calibrated probability that the best sentence answers "
+                    "the question is under this (0-1; higher refuses more; see docs/evaluation.md).",
     )
     max_question_chars: int = Field(2000, description="Longest question accepted.")
     llm: str = Field("extractive", description=(

@@ -23,7 +23,7 @@ import gradio as gr
 
 from tpdqa.answer import Answer
 from tpdqa.assistant import Assistant, DocumentError, QuestionError
-from tpdqa.ingest import SUPPORTED_SUFFIXES
+from tpdqa.ingest import SECTION_SEP, SUPPORTED_SUFFIXES
 
 EXAMPLES = [
     "Qui domine la production de puces mémoire ?",
@@ -129,13 +129,17 @@ def render_sources(answer: Answer, turn: int) -> str:
                 '<div class="tpdqa-nosource">No source: the documents do not hold the answer.</div></div>')
     items = []
     for c in answer.citations:
-        where = html.escape(c.source) + (f", page {c.page}" if c.page else "")
-        start = c.text.find(c.quote)
+        where = html.escape(c.section or c.source) + (f", page {c.page}" if c.page else "")
+        text = c.text
+        heading = (c.section or "")[len(c.source) + len(SECTION_SEP):]
+        if heading and text.startswith(heading + "\n"):  # already said in the header line above
+            text = text[len(heading) + 1:]
+        start = text.find(c.quote)
         if start >= 0:
-            body = (html.escape(c.text[:start]) + "<mark>" + html.escape(c.quote) + "</mark>"
-                    + html.escape(c.text[start + len(c.quote):]))
+            body = (html.escape(text[:start]) + "<mark>" + html.escape(c.quote) + "</mark>"
+                    + html.escape(text[start + len(c.quote):]))
         else:
-            body = html.escape(c.text)
+            body = html.escape(text)
         body = body.replace("\n", "<br>")
         items.append(f'<div class="tpdqa-source" id="tpdqa-src-{turn}-{c.n}"><div class="tpdqa-where">[{c.n}] {where}'
                      f'</div><div class="tpdqa-text">{body}</div></div>')

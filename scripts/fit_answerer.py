@@ -1,0 +1,144 @@
+"""Fit the extractive answerer's sentence scorer and refusal model on the fit split only.
+
+Reads the sets written by ``scripts/generalisation.py`` (``*-fit.jsonl`` and their
+folders), runs the chat's own retriever and the answerer's feature extraction on every
+question, then fits two logistic regressions (scikit-learn):
+
+- sentence scorer: does this sentence hold a gold answer span? (answerable questions);
+- refusal model: does the best sentence answer the question? (label 1: answerable
+  and the best sentence holds a gold span; 0: unanswerable; answerable questions whose
+  best sentence misses are left out, since answering and refusing them are both wrong).
+
+It prints the weights to paste into ``tpdqa/answer.py`` and the fit-split accuracy for
+each ``min_support`` threshold. Report sets are never read here.
+
+    python scripts/fit_answerer.py --bench bench --index-root bench/index
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pickle
+from pathlib import Path
+
+import numpy as np
+
+
+def collect(bench: Path, index_root: Path, name: str) -> list[dict]:
+    from tqdm import tqdm
+
+    from tpdqa import Assistant
+    from tpdqa.evaluation import fold, read_dataset
+    from tpdqa.language import guess_lang
+
+    assistant = Assistant(documents_dir=bench / name, index_dir=index_root / name)
+    assistant.index()
+    answerer = assistant.answerer
+    rows = []
+    for q in tqdm(read_dataset(bench / f"{name}.jsonl"), desc=name, unit="q"):
+        lang = guess_lang(q.question)
+        docs = assistant.retriever.invoke(q.question, lang=lang)
+        found = answerer.candidates(q.question, lang, docs)
+        if found is None:
+            continue
+        spans = [fold(s) for group in q.answer_keywords for s in group]
+        labels = np.array([any(s in fold(sentence) for s in spans) for _, _, sentence in found.items], dtype=bool)
+        rows.append({"id": q.id, "set": name, "answerable": q.answerable, "labels": labels,
+                     "found": found.__class__(items=[(r, None, s) for r, _, s in found.items],
+                                              features=found.features, meaning=found.meaning,
+                                              evidence=found.evidence, top=found.top)})
+    return rows
+
+
+def fit(rows: list[dict], c: float = 1.0) -> dict:
+    from sklearn.linear_model import LogisticRegression
+
+    from tpdqa import answer
+
+    positive = [r for r in rows if r["answerable"] and r["labels"].any()]
+    X = np.concatenate([r["found"].features for r in positive])
+    y = np.concatenate([r["labels"] for r in positive])
+    sentence = LogisticRegression(C=c, max_iter=2000).fit(X, y)
+    answer.SENTENCE_WEIGHTS = sentence.coef_[0].astype(np.float32)
+    answer.SENTENCE_BIAS = float(sentence.intercept_[0])
+
+    Q, labels, keep, bests = [], [], [], []
+    for r in rows:
+        scores = r["found"].sentence_scores()
+        best = int(np.argmax(scores))
+        bests.append(bool(r["labels"][best]))
+        Q.append(r["found"].question_features(best, scores))
+        labels.append(1 if r["answerable"] and r["labels"][best] else 0)
+        keep.append(not (r["answerable"] and not r["labels"][best]))
+    Q, labels, keep = np.array(Q), np.array(labels), np.array(keep)
+    # A feature enters the refusal model only if it points the same way in every corpus:
+    # SQuAD 2.0's near misses reuse the paragraph's words, PIAF's withheld articles do not,
+    # so word evidence means opposite things there and would not carry to a user's documents.
+    sets = np.array([r["set"] for r in rows])
+    signs = []
+    for name in sorted(set(sets)):
+        part = keep & (sets == name)
+        if len(set(labels[part])) < 2:
+            continue
+        alone = LogisticRegression(C=c, max_iter=2000, class_weight="balanced").fit(Q[part], labels[part])
+        signs.append(np.sign(alone.coef_[0]))
+    agree = np.all(np.array(signs) == signs[0], axis=0) if signs else np.ones(Q.shape[1], dtype=bool)
+    # The answer type is a rule (a typed question whose best sentence lacks the type is
+    # refused before the model), so the model does not see it.
+    agree &= ~np.isin(np.arange(Q.shape[1]), [answer.QUESTION_FEATURES.index("best_type_found"),
+                                              answer.QUESTION_FEATURES.index("best_type_missing")])
+    refusal = LogisticRegression(C=c, max_iter=2000, class_weight="balanced").fit(Q[keep][:, agree], labels[keep])
+    weights = np.zeros(Q.shape[1], dtype=np.float32)
+    weights[agree] = refusal.coef_[0]
+    answer.REFUSAL_WEIGHTS = weights
+    answer.REFUSAL_BIAS = float(refusal.intercept_[0])
+    print("refusal features kept:", [f for f, a in zip(answer.QUESTION_FEATURES, agree) if a])
+    probabilities = np.array([r["found"].answer_probability(int(np.argmax(r["found"].sentence_scores())),
+                                                            r["found"].sentence_scores()) for r in rows])
+    return {"sentence": sentence, "probabilities": probabilities, "Q": Q, "best_ok": np.array(bests)}
+
+
+def accuracy(rows: list[dict], probabilities: np.ndarray, best_ok: np.ndarray, threshold: float) -> dict:
+    answerable = np.array([r["answerable"] for r in rows])
+    answered = probabilities >= threshold
+    correct = np.where(answerable, answered & best_ok, ~answered)
+    return {"accuracy": round(float(correct.mean()), 4),
+            "span_when_answerable": round(float((answered & best_ok)[answerable].mean()), 4),
+            "false_refusal": round(float((~answered)[answerable].mean()), 4),
+            "refusal_accuracy": round(float((~answered)[~answerable].mean()), 4) if (~answerable).any() else None}
+
+
+def main(argv: list[str] | None = None) -> int:
+    from tpdqa import answer
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--bench", type=Path, default=Path("bench"))
+    parser.add_argument("--index-root", type=Path, default=Path("bench/index"))
+    parser.add_argument("--sets", nargs="+", default=["squad2-fit", "piaf-fit"])
+    parser.add_argument("--cache", type=Path, help="pickle of collected features (reused when present)")
+    args = parser.parse_args(argv)
+    if args.cache and args.cache.exists():
+        rows = pickle.loads(args.cache.read_bytes())
+    else:
+        rows = [row for name in args.sets for row in collect(args.bench, args.index_root, name)]
+        if args.cache:
+            args.cache.write_bytes(pickle.dumps(rows))
+    model = fit(rows)
+    print("SENTENCE_WEIGHTS =", json.dumps([round(float(w), 4) for w in answer.SENTENCE_WEIGHTS]))
+    print("SENTENCE_BIAS =", round(answer.SENTENCE_BIAS, 4))
+    print("REFUSAL_WEIGHTS =", json.dumps([round(float(w), 4) for w in answer.REFUSAL_WEIGHTS]))
+    print("REFUSAL_BIAS =", round(answer.REFUSAL_BIAS, 4))
+    probabilities = model["probabilities"]
+    for name in [*args.sets, "all"]:
+        mask = np.array([name == "all" or r["set"] == name for r in rows])
+        subset = [r for r, m in zip(rows, mask) if m]
+        print(name, "best sentence holds a span (answerable):",
+              round(float(model["best_ok"][mask][[r["answerable"] for r in subset]].mean()), 4))
+        for threshold in np.arange(0.2, 0.62, 0.04).round(2):
+            print(f"  min_support {threshold}:", accuracy(subset, probabilities[mask], model["best_ok"][mask], threshold))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,245 @@
+"""Build the public generalisation benchmark: articles rendered into mixed-format folders.
+
+SQuAD 2.0 (English, with adversarial unanswerable questions) and PIAF (French) articles
+become one file each, in turn ``.md .html .pdf .docx .txt``, rendered the way real
+files come: Markdown with a ``#`` title, HTML pages with navigation, a cookie banner,
+a footer and inline tags inside sentences, PDFs with justified lines, end-of-line
+hyphenation, a running header and page numbers, DOCX with heading styles. Questions
+are written in the evaluation-set format of ``shared/eval/README.md``; for answerable
+ones the gold answer spans form the one keyword group, so ``answer_keyword_recall`` is
+"the answer holds a gold span" and ``answer_accuracy`` counts refusals of unanswerable
+questions too.
+
+Split by article, never by question: ``fit`` sets are what weights and thresholds may be
+fitted on, ``report`` sets are only measured.
+
+    python scripts/generalisation.py --out bench          # ../shared/data by default
+    .venv/bin/tpdqa eval --dataset bench/squad2-report.jsonl --documents-dir bench/squad2-report \
+        --index-dir bench/index/squad2-report --out eval-out/squad2-report
+
+Needs fpdf2 (the test extras) and Debian's DejaVu fonts for non-Latin-1 characters in PDFs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+from pathlib import Path
+
+FORMATS = (".md", ".html", ".pdf", ".docx", ".txt")
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+FONT = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
+
+
+def squad_articles(path: Path) -> list[dict]:
+    return json.loads(path.read_text(encoding="utf-8"))["data"]
+
+
+def slug(title: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", title).strip("-").lower()[:60] or "article"
+
+
+def display_title(title: str) -> str:
+    return title.replace("_", " ")
+
+
+# -- rendering ---------------------------------------------------------------------------
+
+def render_md(title: str, paragraphs: list[str], lang: str) -> bytes:
+    return (f"# {title}\n\n" + "\n\n".join(paragraphs) + "\n").encode("utf-8")
+
+
+def render_txt(title: str, paragraphs: list[str], lang: str) -> bytes:
+    return (f"{title}\n\n" + "\n\n".join(paragraphs) + "\n").encode("utf-8")
+
+
+def _inline_tags(paragraph: str, rng: random.Random) -> str:
+    """Escape, then wrap a few words in <b>, <a>, <em> mid-sentence, as real pages do."""
+    from html import escape
+
+    words = escape(paragraph, quote=False).split(" ")
+    for _ in range(min(3, len(words) // 8)):
+        i = rng.randrange(1, len(words) - 2)
+        tag = rng.choice(["b", "em", "a"])
+        attrs = ' href="https://example.org/wiki"' if tag == "a" else ""
+        words[i] = f"<{tag}{attrs}>{words[i]} {words[i + 1]}</{tag}>"
+        del words[i + 1]
+    return " ".join(words)
+
+
+def render_html(title: str, paragraphs: list[str], lang: str, rng: random.Random) -> bytes:
+    nav = "Accueil · Articles · Contact" if lang == "fr" else "Home · Articles · Contact"
+    cookie = ("Ce site utilise des cookies pour mesurer l'audience. Accepter / Refuser" if lang == "fr"
+              else "This site uses cookies to measure its audience. Accept / Decline")
+    footer = "© 2025 Encyclopédie libre — Mentions légales" if lang == "fr" else "© 2025 Free encyclopedia — Legal notice"
+    body = "\n".join(f"<p>{_inline_tags(p, rng)}</p>" for p in paragraphs)
+    page = f"""<!DOCTYPE html>
+<html lang="{lang}"><head><meta charset="utf-8"><title>{title}</title>
+<style>body {{ font-family: serif; }}</style><script>window.analytics = [];</script></head>
+<body>
+<div id="cookie-banner" class="cookie-consent">{cookie}</div>
+<header><nav><a href="/">{nav}</a></nav></header>
+<main><article>
+<h1>{title}</h1>
+{body}
+</article></main>
+<footer>{footer}</footer>
+</body></html>
+"""
+    return page.encode("utf-8")
+
+
+def render_docx(title: str, paragraphs: list[str], lang: str) -> bytes:
+    import io
+
+    import docx
+
+    document = docx.Document()
+    document.core_properties.title = title
+    document.add_heading(title, level=1)
+    for paragraph in paragraphs:
+        document.add_paragraph(paragraph)
+    out = io.BytesIO()
+    document.save(out)
+    return out.getvalue()
+
+
+def render_pdf(title: str, paragraphs: list[str], lang: str) -> bytes:
+    """Justified lines with end-of-line hyphenation, a running header and page numbers."""
+    from fpdf import FPDF
+
+    class Page(FPDF):
+        def header(self):
+            self.set_font(self.body_font, size=8)
+            self.cell(0, 6, f"{title} — Encyclopédie", align="R")
+            self.ln(10)
+
+        def footer(self):
+            self.set_y(-12)
+            self.set_font(self.body_font, size=8)
+            self.cell(0, 6, str(self.page_no()), align="C")
+
+    pdf = Page(format="A4")
+    if FONT.is_file():
+        pdf.add_font("body", fname=str(FONT))
+        pdf.body_font = "body"
+    else:  # core font: Latin-1 only
+        pdf.body_font = "helvetica"
+        paragraphs = [p.encode("latin-1", "replace").decode("latin-1") for p in paragraphs]
+        title = title.encode("latin-1", "replace").decode("latin-1")
+    pdf.set_title(title)
+    pdf.set_auto_page_break(True, margin=18)
+    pdf.add_page()
+    pdf.set_font(pdf.body_font, size=16)
+    pdf.multi_cell(0, 9, title)
+    pdf.ln(3)
+    pdf.set_font(pdf.body_font, size=11)
+    width = pdf.w - pdf.l_margin - pdf.r_margin
+    for paragraph in paragraphs:
+        for line in hyphenated_lines(paragraph, width, pdf.get_string_width):
+            pdf.cell(0, 5.5, line, new_x="LMARGIN", new_y="NEXT")
+        pdf.ln(3)
+    return bytes(pdf.output())
+
+
+def hyphenated_lines(text: str, width: float, measure) -> list[str]:
+    """Greedy line breaking; a long word that does not fit is cut with a hyphen."""
+    lines, line = [], ""
+    for word in text.split():
+        candidate = f"{line} {word}".strip()
+        if measure(candidate) <= width:
+            line = candidate
+            continue
+        if len(word) >= 8 and word.isalpha():  # hyphenate: keep at least 3 letters each side
+            for cut in range(len(word) - 3, 2, -1):
+                head = f"{line} {word[:cut]}-".strip()
+                if measure(head) <= width:
+                    lines.append(head)
+                    line = word[cut:]
+                    break
+            else:
+                lines.append(line)
+                line = word
+            continue
+        lines.append(line)
+        line = word
+    if line:
+        lines.append(line)
+    return [l for l in lines if l]
+
+
+def render(suffix: str, title: str, paragraphs: list[str], lang: str, rng: random.Random) -> bytes:
+    if suffix == ".html":
+        return render_html(title, paragraphs, lang, rng)
+    return {".md": render_md, ".txt": render_txt, ".docx": render_docx, ".pdf": render_pdf}[suffix](
+        title, paragraphs, lang)
+
+
+# -- sets --------------------------------------------------------------------------------
+
+def write_set(articles: list[tuple[int, dict]], name: str, lang: str, out: Path, rng: random.Random,
+              max_questions: int | None = None, withhold_every: int = 0) -> dict:
+    """One folder and one question file. With ``withhold_every`` N, every Nth article is
+    left out of the folder and its questions become unanswerable: near misses on a
+    corpus of the same kind, for sets (PIAF) that have no unanswerable questions."""
+    folder = out / name
+    folder.mkdir(parents=True, exist_ok=True)
+    questions = []
+    counts = {s: 0 for s in FORMATS}
+    for position, (index, article) in enumerate(articles):
+        withheld = bool(withhold_every) and position % withhold_every == withhold_every - 1
+        suffix = FORMATS[position % len(FORMATS)]
+        title = display_title(article["title"])
+        paragraphs = [" ".join(p["context"].split()) for p in article["paragraphs"]]
+        source = f"{index:03d}-{slug(article['title'])}{suffix}"
+        if not withheld:
+            counts[suffix] += 1
+            (folder / source).write_bytes(render(suffix, title, paragraphs, lang, rng))
+        for paragraph, p in zip(paragraphs, article["paragraphs"]):
+            for qa in p["qas"]:
+                impossible = bool(qa.get("is_impossible")) or withheld
+                spans = list(dict.fromkeys(a["text"].strip() for a in qa.get("answers", []) if a["text"].strip()))
+                questions.append({
+                    "id": qa["id"], "lang": lang, "question": qa["question"].strip(),
+                    "answerable": not impossible,
+                    "gold": [] if impossible else [{"source": source, "quote": paragraph}],
+                    "answer_keywords": [] if impossible else [spans],
+                    "article": index,
+                })
+    if max_questions and len(questions) > max_questions:
+        questions = sorted(rng.sample(questions, max_questions), key=lambda q: (q["article"], q["id"]))
+    with open(out / f"{name}.jsonl", "w", encoding="utf-8") as f:
+        for q in questions:
+            f.write(json.dumps(q, ensure_ascii=False) + "\n")
+    return {"set": name, "articles": sum(counts.values()), "files": counts, "questions": len(questions),
+            "unanswerable": sum(not q["answerable"] for q in questions)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=SHARED_DATA, help="the shared data folder (default ../shared/data)")
+    parser.add_argument("--out", type=Path, default=Path("bench"), help="output folder (default ./bench)")
+    parser.add_argument("--piaf-questions", type=int, default=1000,
+                        help="questions kept per PIAF set, sampled with a fixed seed (default 1000)")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    summary = []
+
+    squad = list(enumerate(squad_articles(args.data / "squad-v2.0-dev-half" / "dev-v2.0.json")))
+    # SOURCE.md's split: articles 0-7 to fit, 8-15 to report.
+    summary.append(write_set(squad[:8], "squad2-fit", "en", args.out, random.Random(1)))
+    summary.append(write_set(squad[8:], "squad2-report", "en", args.out, random.Random(2)))
+
+    piaf = list(enumerate(squad_articles(args.data / "piaf-v1.1" / "piaf-v1.1.json")))
+    # Even article indexes to fit, odd to report; one article in 6 withheld (its questions unanswerable).
+    summary.append(write_set(piaf[0::2], "piaf-fit", "fr", args.out, random.Random(3), args.piaf_questions, 6))
+    summary.append(write_set(piaf[1::2], "piaf-report", "fr", args.out, random.Random(4), args.piaf_questions, 6))
+    for row in summary:
+        print(json.dumps(row, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
