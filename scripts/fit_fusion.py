@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
     from tqdm import tqdm
 
     from tpdqa import Assistant
-    from tpdqa.evaluation import _doc_ranking, _retrieval_scores, read_beir
+    from tpdqa.evaluation import _doc_ranking, _retrieval_scores, read_beir, write_beir_documents
     from tpdqa.language import guess_lang
     from tpdqa.retrieval import BM25, fuse, list_weight
 
@@ -32,14 +32,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--every", type=int, default=1)
     parser.add_argument("--offset", type=int, default=0)
     parser.add_argument("--limit", type=int)
-    parser.add_argument("--work", type=Path, required=True, help="folder of a `tpdqa eval --beir --work` run")
+    parser.add_argument("--work", type=Path, required=True,
+                        help="folder for the documents and index (that of a `tpdqa eval --beir --work` run is reused)")
     parser.add_argument("--models", required=True, help="comma-separated embedding models of that run")
     parser.add_argument("--grid", nargs="+", required=True,
                         help="LIST=w1,w2,... for each list to vary (bm25 or a model); others keep their weight")
     args = parser.parse_args(argv)
 
-    _, queries, relevance = read_beir(args.beir, args.qrels)
-    assistant = Assistant(documents_dir=args.work / "documents", index_dir=args.work / "index",
+    corpus, queries, relevance = read_beir(args.beir, args.qrels)
+    assistant = Assistant(documents_dir=write_beir_documents(corpus, args.work), index_dir=args.work / "index",
                           embedding_models=args.models.split(","))
     assistant.index()
     qids = sorted(q for q in relevance if q in queries)[args.offset::args.every][: args.limit]

@@ -8,6 +8,7 @@ import math
 import pytest
 
 from tpdqa.evaluation import is_gold, keywords_met, mrr_at_k, ndcg_at_k, recall_at_k, score
+from tpdqa.settings import Settings
 from tests.conftest import DEV_SET, run_tpdqa
 
 
@@ -90,4 +91,4 @@ def test_beir_mode_on_a_small_folder(tmp_path):
     assert report["n_queries"] == 2 and report["n_docs"] == 3
     assert report["hit_at_1"] == 1.0 and report["ndcg_at_10"] == 1.0
     assert report["index_docs_per_s"] > 0 and report["query_ms_p95"] >= report["query_ms_p50"] > 0
-    assert set(report["by_retriever"]) == {"use-multilingual-v3", "sentence-transformers/all-MiniLM-L6-v2", "bm25"}
+    assert set(report["by_retriever"]) == {*Settings().embedding_models, "bm25"}

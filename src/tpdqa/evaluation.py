@@ -298,12 +298,7 @@ def evaluate_beir(folder: Path, *, qrels: str = "test", work: Path, every: int =
     from tpdqa.retrieval import fuse
 
     corpus, queries, relevance = read_beir(folder, qrels)
-    documents = Path(work) / "documents"
-    documents.mkdir(parents=True, exist_ok=True)
-    for doc in corpus:
-        path = documents / _doc_file(doc["_id"])
-        if not path.exists():
-            path.write_text(f"{doc.get('title', '')}\n{doc.get('text', '')}".strip(), encoding="utf-8")
+    documents = write_beir_documents(corpus, Path(work))
     assistant = Assistant(documents_dir=documents, index_dir=Path(work) / "index", **overrides)
     stats = assistant.index()
     meta_path = Path(work) / "index-speed.json"
@@ -341,6 +336,17 @@ def evaluate_beir(folder: Path, *, qrels: str = "test", work: Path, every: int =
                      "chunk_size": assistant.settings.chunk_size, "qrels": qrels, "every": every, "offset": offset,
                      "limit": limit},
     }
+
+
+def write_beir_documents(corpus: list[dict], work: Path) -> Path:
+    """``work/documents/<id>.txt`` for each BEIR document (title, then text); kept between runs."""
+    documents = work / "documents"
+    documents.mkdir(parents=True, exist_ok=True)
+    for doc in corpus:
+        path = documents / _doc_file(doc["_id"])
+        if not path.exists():
+            path.write_text(f"{doc.get('title', '')}\n{doc.get('text', '')}".strip(), encoding="utf-8")
+    return documents
 
 
 def _doc_ranking(chunks: list[Any]) -> list[str]:

@@ -231,8 +231,10 @@ def _load_html(data: bytes):
                      "button", "iframe", "svg", "head"]):
         tag.decompose()
     for tag in soup.find_all(True):
-        if tag.attrs is not None and _BOILERPLATE.search(" ".join([*tag.get("class", []), tag.get("id", ""),
-                                                                   tag.get("role", ""), tag.get("aria-label", "")])):
+        if tag.attrs is None or tag.name in ("html", "body", "main", "article") or tag.find(["main", "article"]):
+            continue  # already gone with its parent, or holds the content itself
+        if _BOILERPLATE.search(" ".join([*tag.get("class", []), tag.get("id", ""), tag.get("role", ""),
+                                         tag.get("aria-label", "")])):
             tag.decompose()
     root = soup.find("main") or soup.find("article") or soup.body or soup
     path: list[str] = []
@@ -244,9 +246,11 @@ def _load_html(data: bytes):
             sections.append(Section(tuple(path), "\n\n".join(blocks)))
             blocks.clear()
 
-    for element in root.find_all([*_HEADINGS, *_BLOCKS]):
+    for element in root.find_all([*_HEADINGS, *_BLOCKS, "div", "section"]):
         if element.find_parent(_BLOCKS) is not None:  # a <p> inside an <li>: read with its parent
             continue
+        if element.name in ("div", "section") and element.find([*_HEADINGS, *_BLOCKS, "div", "section"]):
+            continue  # a container: its blocks are read one by one; a leaf <div> of text is a block
         for br in element.find_all("br"):
             br.replace_with(" ")
         text = " ".join(element.get_text().split())  # inline tags add no space: the source's own spacing

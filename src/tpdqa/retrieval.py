@@ -4,11 +4,11 @@ Each list's scores are min-max normalised over its top ``fetch_k`` hits, and a c
 fused score is the weighted sum of its normalised scores (0 where a list misses it).
 The weight of a list depends on the question's language *and the chunk's*: BM25 is
 strong when both share a language and weak across languages; an English-only model
-(MiniLM) only counts when both are English; the multilingual encoder counts
-everywhere. Measured (docs/evaluation.md): on French questions (PIAF, held-out from the
-evaluation subset) BM25 alone gives nDCG@10 0.806, an equal-weight rank fusion 0.78,
-this fusion 0.83; rank fusion (RRF) flattens a strong list's lead on a small corpus,
-scores keep it.
+(MiniLM) mainly counts when both are English; the multilingual encoders (e5, USE)
+count everywhere. Measured (docs/evaluation.md): on French training questions (PIAF,
+outside the evaluation subset) BM25 alone gives nDCG@10 0.806, an equal-weight rank
+fusion 0.78, this fusion 0.862 (0.830 before e5); rank fusion (RRF) flattens a strong
+list's lead on a small corpus, scores keep it.
 
     >>> from tpdqa import Assistant
     >>> retriever = Assistant().retriever
@@ -25,25 +25,29 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
-from tpdqa.embeddings import MULTILINGUAL
+from tpdqa.embeddings import E5_ALIASES, USE_ALIASES
 from tpdqa.language import guess_lang
 
 BM25 = "bm25"
 
 # Weights by list kind and (question language, chunk language), "*" across languages.
-# Fitted on training questions only: PIAF outside the evaluation subset (fr->fr) and
-# SciFact train (en->en); see docs/evaluation.md. In English a strong English model
-# exists, so the multilingual encoder adds little there; in French it is the best dense list.
+# Fitted on training questions only with scripts/fit_fusion.py: PIAF outside the
+# evaluation subset (fr->fr) and SciFact train (en->en); see docs/evaluation.md. e5 reads
+# French best; USE still adds a little beside it; MiniLM is the English model. Across
+# languages nothing was fitted (no public en->fr set): both multilingual encoders count
+# fully, BM25 a little (cognates), MiniLM not at all (its ranking of French text for an
+# English question is noise).
 WEIGHTS: dict[str, dict[str, float]] = {
     BM25: {"fr": 1.0, "en": 1.0, "*": 0.3},
-    "multilingual": {"fr": 0.7, "en": 0.2, "*": 1.0},
-    "english": {"fr": 0.15, "en": 0.7, "*": 0.0},  # an English-only model ranks a French chunk for
-}                                                  # an English question by noise: weight 0
+    "e5": {"fr": 1.0, "en": 0.7, "*": 1.0},
+    "use": {"fr": 0.4, "en": 0.2, "*": 1.0},
+    "english": {"fr": 0.15, "en": 0.7, "*": 0.0},
+}
 
 
 def list_weight(name: str, query_lang: str, doc_lang: str) -> float:
     """How much one ranked list counts for one chunk."""
-    kind = BM25 if name == BM25 else "multilingual" if name in MULTILINGUAL else "english"
+    kind = BM25 if name == BM25 else "use" if name in USE_ALIASES else "e5" if name in E5_ALIASES else "english"
     table = WEIGHTS[kind]
     return table.get(query_lang, table["*"]) if query_lang == doc_lang else table["*"]
 

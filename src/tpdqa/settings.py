@@ -34,10 +34,11 @@ class Settings(BaseSettings):
     documents_dir: Path = Field(Path("documents"), description="Folder of documents to answer from (read recursively).")
     index_dir: Path = Field(Path("index"), description="Folder of the persistent store: Chroma data, indexing records, BM25 index.")
     embedding_models: Annotated[list[str], NoDecode] = Field(
-        default_factory=lambda: [USE_MODEL, MINILM_MODEL],
+        default_factory=lambda: [USE_MODEL, E5_MODEL, MINILM_MODEL],
         description=(
-            "Dense retrievers, one Chroma collection each: `use-multilingual-v3` (cross-lingual, bundled) "
-            "or any sentence-transformers model id or local path. Comma-separated in the environment."
+            "Dense retrievers, one Chroma collection each: `use-multilingual-v3`, `multilingual-e5-small` "
+            "(cross-lingual, bundled), `sentence-transformers/all-MiniLM-L6-v2` (English, bundled) or any "
+            "sentence-transformers model id or local path. Comma-separated in the environment."
         ),
     )
     chunk_size: int = Field(1000, ge=200, description="Largest chunk, in characters; chunks follow paragraphs and sentences.")
