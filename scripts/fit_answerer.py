@@ -18,6 +18,7 @@ each ``min_support`` threshold. Report sets are never read here.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import pickle
 from pathlib import Path
@@ -44,10 +45,9 @@ def collect(bench: Path, index_root: Path, name: str) -> list[dict]:
             continue
         spans = [fold(s) for group in q.answer_keywords for s in group]
         labels = np.array([any(s in fold(sentence) for s in spans) for _, _, sentence in found.items], dtype=bool)
+        # documents dropped from the kept candidates: the cache stays small
         rows.append({"id": q.id, "set": name, "answerable": q.answerable, "labels": labels,
-                     "found": found.__class__(items=[(r, None, s) for r, _, s in found.items],
-                                              features=found.features, meaning=found.meaning,
-                                              evidence=found.evidence, top=found.top)})
+                     "found": dataclasses.replace(found, items=[(r, None, s) for r, _, s in found.items])})
     return rows
 
 
