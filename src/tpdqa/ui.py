@@ -23,7 +23,7 @@ import gradio as gr
 
 from tpdqa.answer import Answer
 from tpdqa.assistant import Assistant, DocumentError, QuestionError
-from tpdqa.ingest import SECTION_SEP, SUPPORTED_SUFFIXES
+from tpdqa.ingest import SECTION_SEP, SUPPORTED_SUFFIXES, chunk_body
 
 EXAMPLES = [
     "Qui domine la production de puces mémoire ?",
@@ -130,10 +130,8 @@ def render_sources(answer: Answer, turn: int) -> str:
     items = []
     for c in answer.citations:
         where = html.escape(c.section or c.source) + (f", page {c.page}" if c.page else "")
-        text = c.text
-        heading = (c.section or "")[len(c.source) + len(SECTION_SEP):]
-        if heading and text.startswith(heading + "\n"):  # already said in the header line above
-            text = text[len(heading) + 1:]
+        # the chunk's heading line is already said in the header above
+        text = chunk_body(c.text, {"section": (c.section or "")[len(c.source) + len(SECTION_SEP):]})
         start = text.find(c.quote)
         if start >= 0:
             body = (html.escape(text[:start]) + "<mark>" + html.escape(c.quote) + "</mark>"
