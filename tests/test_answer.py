@@ -60,3 +60,22 @@ def test_follow_up_uses_history(bundled_assistant):
 def test_bad_questions_get_a_clear_error(bundled_assistant, question):
     with pytest.raises(QuestionError, match="empty|limit is 2000"):
         bundled_assistant.ask(question)
+
+
+def test_sentences_kept_at_indexing_give_the_answers_of_encoding_them_now(bundled_assistant):
+    """The answerer reads sentence vectors stored at indexing; encoding them at question time
+    instead (an index without them) must give the same quotes, refusals and support."""
+    from tpdqa.answer import ExtractiveAnswerer
+    from tpdqa.embeddings import get_embeddings
+    from tpdqa.language import guess_lang
+    from tpdqa.settings import USE_MODEL
+
+    qa = bundled_assistant
+    assert qa.store.sentences.ids() == qa.store.lexical.ids()
+    fresh = ExtractiveAnswerer(get_embeddings(USE_MODEL), min_support=qa.settings.min_support)
+    for row in read_dataset(DEV_SET):
+        lang = guess_lang(row.question)
+        docs = qa.retriever.invoke(row.question, lang=lang)
+        stored, now = qa.answerer(row.question, lang, docs), fresh(row.question, lang, docs)
+        assert (stored.refused, [c.quote for c in stored.citations]) == (now.refused, [c.quote for c in now.citations])
+        assert abs(stored.support - now.support) < 0.01

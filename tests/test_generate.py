@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tpdqa.answer import WordMatcher
+from tpdqa.sentences import WordMatcher
 from tpdqa.embeddings import get_embeddings
 from tpdqa.generate import build_messages, check_answer, fit_passages, parse_llm, parse_markers
 from tpdqa.ingest import chunk_documents, load_folder

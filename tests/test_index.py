@@ -74,6 +74,7 @@ def test_edit_reembeds_only_changed_chunks_and_delete_leaves_both_paths(corpus_d
     assert len(before - after) == 1 and len(after - before) == 1
     assert (before - after) <= article_ids  # the meeting notes kept their chunks
     assert qa.store.lexical.ids() == after
+    assert qa.store.sentences.ids() == after  # the answerer's sentences follow the chunks
 
     # the meeting notes are answerable, then deleted: gone from dense and BM25 alike
     answer = qa.ask("How much money did the lighthouse keeper ask for?")
@@ -85,6 +86,7 @@ def test_edit_reembeds_only_changed_chunks_and_delete_leaves_both_paths(corpus_d
         hits = qa.store.dense_search(model, "lighthouse keeper lens budget", k=20)
         assert all(doc.metadata["source"] != "meeting.txt" for doc, _ in hits)
     assert qa.store.lexical.search("lighthouse keeper lens budget", k=20) == []
+    assert all(s.metadata["source"] != "meeting.txt" for s in qa.store.sentences.get(list(before | after)))
     assert [f.source for f in qa.store.files()] == ["tpd-asie-2025.txt"]
     assert qa.ask("How much money did the lighthouse keeper ask for?").refused
 
@@ -140,3 +142,38 @@ def test_run_killed_during_embedding_is_completed_by_the_next_run(tmp_path):
     killed, clean = _state(tmp_path / "killed", documents), _state(tmp_path / "clean", documents)
     assert killed == clean
     assert clean["dense_count"] == 480 and len(clean["lexical"]) == 480
+
+
+def test_changed_chunking_reads_unchanged_files_again(corpus_dir, tmp_path):
+    first = Assistant(documents_dir=corpus_dir, index_dir=tmp_path / "index", embedding_models=[USE_MODEL]).index()
+    qa = Assistant(documents_dir=corpus_dir, index_dir=tmp_path / "index", embedding_models=[USE_MODEL],
+                   chunk_size=300, chunk_overlap=50)
+    stats = qa.index()
+    assert stats.unchanged == 1 and stats.chunks > first.chunks and stats.embedded > 0
+    assert qa.store.lexical.count() == qa.store.sentences.count() == stats.chunks
+    assert qa.index().embedded == 0
+
+
+def test_bm25_index_of_an_older_version_is_rekeyed_and_still_answers(tmp_path):
+    import sqlite3
+
+    from langchain_core.documents import Document
+
+    from tpdqa.lexical import LexicalIndex
+
+    path = tmp_path / "bm25.sqlite"
+    old = sqlite3.connect(path)  # rows as the previous version wrote them: rowid chosen by SQLite
+    old.executescript("CREATE VIRTUAL TABLE chunks USING fts5(terms, id UNINDEXED, source UNINDEXED, text UNINDEXED, "
+                      "metadata UNINDEXED, tokenize = 'unicode61 remove_diacritics 2');")
+    old.executemany("INSERT INTO chunks VALUES (?, ?, ?, ?, ?)",
+                    [("japon robot", "a", "x.txt", "Le Japon est leader de la robotique.", '{"source": "x.txt"}'),
+                     ("core puc", "b", "x.txt", "La Corée domine les puces.", '{"source": "x.txt"}')])
+    old.commit()
+    old.close()
+    index = LexicalIndex.open(path)
+    assert [d.id for d, _ in index.search("robotique", k=5)] == ["a"]
+    assert index.delete(["a"])["num_deleted"] == 1
+    index.upsert([Document(id="b", page_content="La Corée du Sud domine les puces mémoire.",
+                           metadata={"source": "x.txt", "lang": "fr"})])
+    assert index.ids() == {"b"} and index.count() == 1
+    assert index.get(["b"])[0].page_content.startswith("La Corée du Sud")

@@ -38,8 +38,9 @@ import numpy as np
 from langchain_core.documents import Document
 from pydantic import BaseModel, Field
 
-from tpdqa.ingest import SECTION_SEP, chunk_body
-from tpdqa.language import LANGUAGES, _stopwords, analyze, fold, split_sentences, words
+from tpdqa.ingest import SECTION_SEP
+from tpdqa.language import LANGUAGES, analyze, fold, words
+from tpdqa.sentences import SentenceIndex, WordMatcher, chunk_units, content_words, normalise
 
 REFUSALS = {
     "fr": "Je n'ai pas trouvé la réponse dans les documents.",
@@ -114,15 +115,18 @@ def retrieved_chunks(docs: list[Document]) -> list[RetrievedChunk]:
 class ExtractiveAnswerer:
     """Picks and cites the best supporting sentence; see the module doc."""
 
-    def __init__(self, embeddings: Any, min_support: float = 0.28, max_sentences: int = 1, evidence_chunks: int = 3) -> None:
+    def __init__(self, embeddings: Any, min_support: float = 0.28, max_sentences: int = 1, evidence_chunks: int = 3,
+                 sentences: SentenceIndex | None = None) -> None:
         # Sentences are picked from every retrieved chunk; word evidence is read in the
         # first ``evidence_chunks`` only, so that a long tail of loosely related passages
-        # cannot make an off-topic question look covered.
+        # cannot make an off-topic question look covered. ``sentences`` holds the units and
+        # vectors computed at indexing; without it they are computed here.
         self.embeddings = embeddings
         self.min_support = min_support
         self.max_sentences = max_sentences
         self.evidence_chunks = evidence_chunks
-        self.words = WordMatcher(embeddings)
+        self.sentences = sentences
+        self.words = WordMatcher(embeddings, sentences)
 
     def __call__(self, question: str, lang: str, docs: list[Document]) -> Answer:
         retrieved = retrieved_chunks(docs)
@@ -173,17 +177,17 @@ class ExtractiveAnswerer:
     # -- signals -------------------------------------------------------------------------
     def candidates(self, question: str, lang: str, docs: list[Document]) -> Candidates | None:
         """Every quotable sentence of the retrieved chunks, with its features (None: nothing to quote)."""
-        items = [
-            (rank, doc, sentence)
-            for rank, doc in enumerate(docs)
-            for sentence in quotable_units(chunk_body(doc.page_content, doc.metadata), doc.metadata.get("lang", lang))
-            if len(sentence) > 15
-        ]
+        if self.sentences is not None:
+            units = self.sentences.lookup(docs, lang)
+        else:
+            units = [(u, normalise(self.embeddings.embed_documents(u)) if u else None)
+                     for u in (chunk_units(doc, lang) for doc in docs)]
+        items = [(rank, doc, sentence) for rank, (doc, (found, _)) in enumerate(zip(docs, units)) for sentence in found]
         if not items:
             return None
         sentences = [s for _, _, s in items]
-        vectors = _normalise(self.embeddings.embed_documents([question, *sentences]))
-        meaning = vectors[1:] @ vectors[0]
+        vectors = np.concatenate([v for found, v in units if found])
+        meaning = vectors @ normalise(self.embeddings.embed_query(question))[0]
 
         question_words = content_words(question)
         sentence_words = [content_words(s) for s in sentences]
@@ -311,70 +315,6 @@ def _defines_acronym(question: str, sentence: str) -> float:
     return float(any(f"({a})" in sentence for a in _ACRONYM.findall(question)))
 
 
-def quotable_units(text: str, lang: str) -> list[str]:
-    """Sentences of a chunk, each an exact substring of it; a run of short lines without
-    end punctuation (a heading, a date, a place) stays one unit, so 'Événement TechCrunch /
-    San Francisco / 27-29 octobre' can be quoted whole."""
-    units: list[str] = []
-    run: list[str] = []
-    for line in text.split("\n"):
-        stripped = line.strip()
-        if stripped and len(stripped) < 60 and stripped[-1] not in ".!?:;»\"":
-            run.append(stripped)
-            continue
-        if run:
-            units.append("\n".join(run))
-            run = []
-        if stripped:
-            units.extend(split_sentences(stripped, lang))
-    if run:
-        units.append("\n".join(run))
-    return units
-
-
-class WordMatcher:
-    """Word-to-word similarity in the multilingual encoder, with a cache of word vectors:
-    1.0 for the same word, ~0.85 for a translation or a derivation, ~0.5 for unrelated."""
-
-    def __init__(self, embeddings: Any) -> None:
-        self.embeddings = embeddings
-        self._vectors: dict[str, np.ndarray] = {}
-
-    def best_matches(self, words_a: list[str], words_b: list[str]) -> list[float]:
-        """For each word of ``words_a``, its best cosine with a word of ``words_b``."""
-        if not words_a or not words_b:
-            return []
-        return [float(x) for x in self.similarity(words_a, words_b).max(axis=1)]
-
-    def similarity(self, words_a: list[str], words_b: list[str]) -> np.ndarray:
-        """Cosines of every word of ``words_a`` with every word of ``words_b``."""
-        if not words_a or not words_b:
-            return np.zeros((len(words_a), len(words_b)), dtype=np.float32)
-        return self._embed(words_a) @ self._embed(words_b).T
-
-    def _embed(self, items: list[str]) -> np.ndarray:
-        missing = [w for w in dict.fromkeys(items) if w not in self._vectors]
-        if missing:
-            for word, vector in zip(missing, _normalise(self.embeddings.embed_documents(missing))):
-                self._vectors[word] = vector
-        return np.stack([self._vectors[w] for w in items])
-
-
-# Words that say what kind of answer is wanted, not what it is about.
-QUESTION_WORDS = frozenset(
-    "what which who whom whose when where why how does did do is are was were according article text document "
-    "documents say says said tell much many kind type quel quelle quels quelles qui que quoi quand où pourquoi "
-    "comment combien selon article texte document documents dit dire est sont".split()
-)
-
-
-def content_words(text: str) -> list[str]:
-    stop = _stopwords()
-    return list(dict.fromkeys(
-        w for w in words(text) if len(w) > 2 and w not in QUESTION_WORDS and fold(w) not in stop
-    ))
-
-
 EXACT = 0.95  # a word match this close is the same word (accents, case, plural aside)
 
 
@@ -417,11 +357,6 @@ def has_type(sentence: str, kind: str, question_words: set[str]) -> float:
         if not any(fold(w) in question_words for w in words(token)):
             return 1.0
     return 0.0
-
-
-def _normalise(vectors: Any) -> np.ndarray:
-    array = np.asarray(vectors, dtype=np.float32)
-    return array / (np.linalg.norm(array, axis=1, keepdims=True) + 1e-9)
 
 
 def _coverage(query_terms: set[str], cross_terms: set[str], sentence_terms: set[str]) -> float:

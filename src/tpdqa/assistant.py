@@ -63,12 +63,12 @@ class Assistant:
 
     def _build_answerer(self, settings: Settings) -> ExtractiveAnswerer | GenerativeAnswerer:
         # The multilingual USE judges sentences, whatever the dense lists: it compares an
-        # English question with a French sentence, it is fast enough to encode sentences
-        # and words at question time, and the answerer's weights were fitted on its cosines.
+        # English question with a French sentence, the answerer's weights were fitted on its
+        # cosines, and it is fast enough to encode every sentence and word at indexing.
         judge = get_embeddings(USE_MODEL)
         model = chat_model(settings)
         if model is None:
-            return ExtractiveAnswerer(judge, min_support=settings.min_support)
+            return ExtractiveAnswerer(judge, min_support=settings.min_support, sentences=self.store.sentences)
         return GenerativeAnswerer(model, judge, context_tokens=settings.llm_context_tokens,
                                   max_tokens=settings.llm_max_tokens)
 
@@ -80,15 +80,17 @@ class Assistant:
         """Bring the index up to date with the documents folder (only changes are embedded)."""
         return self.store.sync(progress=progress)
 
-    def ask(self, question: str, history: list[Any] | None = None, llm: str | None = None) -> Answer:
+    def ask(self, question: str, history: list[Any] | None = None, llm: str | None = None,
+            timings: dict[str, float] | None = None) -> Answer:
         """Answer ``question`` from the documents, with citations, or refuse.
 
         ``history`` is the conversation so far: ``[{"role": "user"|"assistant", "content": ...}]``
-        (Gradio's messages format) or ``[(user, assistant), ...]`` pairs.
+        (Gradio's messages format) or ``[(user, assistant), ...]`` pairs. ``timings``, if
+        given, receives the seconds of each stage (embed/search per model, bm25, fusion, answer).
         """
         question = self._ready(question)
         chain = build_chain(self.retriever, self.answerer_for(llm or self.settings.llm))
-        return chain.invoke({"question": question, "history": history or []})
+        return chain.invoke({"question": question, "history": history or [], "timings": timings})
 
     def add_document(self, name: str, data: bytes) -> str:
         """Write an uploaded file into the documents folder (``index()`` makes it answerable).
@@ -132,6 +134,7 @@ class Assistant:
         question = self.check_question(question)
         if self.store.is_empty():
             self.index()
+        self.store.refresh_from_server()  # replicas: chunks another replica indexed get into BM25
         return question
 
     def check_question(self, question: Any) -> str:

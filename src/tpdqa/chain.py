@@ -11,6 +11,7 @@ measures what a chat user gets. An LLM answerer replaces the last step only.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -77,14 +78,20 @@ def prepare(inputs: dict[str, Any], answerer: Any) -> dict[str, Any]:
 
 
 def build_chain(retriever: Runnable, answerer: Any) -> Runnable:
+    """``{question, history[, timings]}`` -> Answer; a ``timings`` dict gets each stage's seconds."""
+    def retrieve(inputs: dict[str, Any]):
+        return retriever.invoke(inputs["query"], lang=inputs["lang"], timings=inputs.get("timings"))
+
     def answer(inputs: dict[str, Any]):
-        return answerer(inputs["query"], inputs["lang"], inputs["docs"]).model_copy(
-            update={"question": inputs["question"]}
-        )
+        started = time.perf_counter()
+        result = answerer(inputs["query"], inputs["lang"], inputs["docs"])
+        if inputs.get("timings") is not None:
+            inputs["timings"]["answer"] = time.perf_counter() - started
+        return result.model_copy(update={"question": inputs["question"]})
 
     return (
         RunnableLambda(lambda inputs: prepare(inputs, answerer))
-        | RunnablePassthrough.assign(docs=lambda x: retriever.invoke(x["query"], lang=x["lang"]))
+        | RunnablePassthrough.assign(docs=retrieve)
         | RunnableLambda(answer)
     ).with_config(run_name="tpdqa")
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -23,6 +24,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--embedding-models", help="comma-separated embedding models")
     parser.add_argument("--llm", help="answerer: extractive (default), openai:MODEL, ollama:MODEL, llamacpp:PATH")
     parser.add_argument("--llm-base-url", help="base URL of an OpenAI-compatible or Ollama server")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log what happens (model loading bars included) on stderr")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -190,6 +193,9 @@ def _eval_beir(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = build_parser().parse_args(argv)
+    if getattr(args, "verbose", False):
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+        logging.getLogger("tpdqa").setLevel(logging.DEBUG)
     from tpdqa.assistant import QuestionError
 
     try:

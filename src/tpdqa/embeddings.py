@@ -17,6 +17,7 @@ package carries resolve to that package's files, so no hub is needed.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import re
 import threading
@@ -102,6 +103,12 @@ class E5Embeddings(Embeddings):
 def _sentence_transformers(name: str) -> Embeddings:
     if _is_local(name):  # a bundled or local model must never reach for the hub
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if not logging.getLogger("tpdqa").isEnabledFor(logging.DEBUG):
+        # transformers draws a "Loading weights" bar on every load: noise in `tpdqa ask` (--verbose shows it)
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
     from langchain_huggingface import HuggingFaceEmbeddings
 
     return HuggingFaceEmbeddings(
@@ -137,6 +144,8 @@ class LazyEmbeddings(Embeddings):
         self._model: Embeddings | None = None
         self._lock = threading.Lock()
         self._listener: tuple[int, Callable[[int], None]] | None = None
+        self._queries: dict[str, list[float]] = {}  # recent questions, oldest first
+        self._queries_lock = threading.Lock()
 
     @contextmanager
     def reporting(self, listener: Callable[[int], None]) -> Iterator[None]:
@@ -177,7 +186,15 @@ class LazyEmbeddings(Embeddings):
         return vectors
 
     def embed_query(self, text: str) -> list[float]:
-        return self.model.embed_query(text)
+        # Retrieval and the answerer both embed the question with the judge: once is enough.
+        vector = self._queries.get(text)
+        if vector is None:
+            vector = self.model.embed_query(text)
+            with self._queries_lock:
+                self._queries[text] = vector
+                while len(self._queries) > 256:
+                    del self._queries[next(iter(self._queries))]
+        return vector
 
 
 _CACHE: dict[str, LazyEmbeddings] = {}

@@ -30,7 +30,8 @@ from typing import Any
 
 from langchain_core.documents import Document
 
-from tpdqa.answer import REFUSALS, Answer, Citation, WordMatcher, content_words, retrieved_chunks, section_path
+from tpdqa.answer import REFUSALS, Answer, Citation, retrieved_chunks, section_path
+from tpdqa.sentences import WordMatcher, content_words
 from tpdqa.ingest import chunk_body
 from tpdqa.language import LANGUAGES, guess_lang, split_sentences
 

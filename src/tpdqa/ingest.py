@@ -30,6 +30,8 @@ SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".doc
 # cp1252 before latin-1: it decodes the same bytes except 0x80-0x9f, where it has
 # the curly quotes and euro sign that Windows files actually contain.
 TEXT_ENCODINGS = ("utf-8-sig", "cp1252", "latin-1")
+# Bump when loading or chunking changes what an unchanged file yields: the next sync reads every file again.
+INGEST_VERSION = 2
 
 
 class UnusableFile(Exception):
@@ -51,6 +53,7 @@ class LoadedFolder:
     errors: list[FileError] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)  # files read successfully
     hashes: dict[str, str] = field(default_factory=dict)  # source -> sha256 of the bytes
+    unchanged: list[str] = field(default_factory=list)  # files skipped: same bytes as already indexed
 
 
 def iter_files(folder: Path) -> list[Path]:
@@ -62,8 +65,11 @@ def iter_files(folder: Path) -> list[Path]:
     )
 
 
-def load_folder(folder: str | Path) -> LoadedFolder:
+def load_folder(folder: str | Path, indexed: dict[str, str] | None = None) -> LoadedFolder:
+    """Documents of every file under ``folder``; a file whose sha256 is its ``indexed``
+    one is hashed but not parsed (listed in ``unchanged``): a no-op re-index reads bytes only."""
     folder = Path(folder)
+    indexed = indexed or {}
     if not folder.is_dir():
         raise FileNotFoundError(
             f"Documents folder {folder} does not exist: create it and put .txt/.md/.html/.pdf/.docx files in it, "
@@ -74,6 +80,11 @@ def load_folder(folder: str | Path) -> LoadedFolder:
         source = path.relative_to(folder).as_posix()
         try:
             data = path.read_bytes()
+            sha = hashlib.sha256(data).hexdigest()
+            if indexed.get(source) == sha:
+                result.unchanged.append(source)
+                result.hashes[source] = sha
+                continue
             docs = load_bytes(data, source)
         except UnusableFile as exc:
             result.errors.append(FileError(source, str(exc)))
@@ -83,7 +94,7 @@ def load_folder(folder: str | Path) -> LoadedFolder:
             continue
         result.documents.extend(docs)
         result.sources.append(source)
-        result.hashes[source] = hashlib.sha256(data).hexdigest()
+        result.hashes[source] = sha
     return result
 
 

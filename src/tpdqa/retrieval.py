@@ -18,6 +18,10 @@ list's lead on a small corpus, scores keep it.
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForRetrieverRun
@@ -69,13 +73,43 @@ class HybridRetriever(BaseRetriever):
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun | None = None, **kwargs: Any
     ) -> list[Document]:
         query_lang = kwargs.get("lang") or guess_lang(query)
-        return fuse(self.ranked_lists(query, query_lang), query_lang)[: kwargs.get("k", self.k)]
+        timings = kwargs.get("timings")
+        lists = self.ranked_lists(query, query_lang, timings)
+        with _timed(timings, "fusion"):
+            return fuse(lists, query_lang)[: kwargs.get("k", self.k)]
 
-    def ranked_lists(self, query: str, query_lang: str) -> dict[str, list[tuple[Document, float]]]:
-        """Every list before fusion: each dense model's, then BM25's (``fetch_k`` hits each)."""
-        lists = {model: self.store.dense_search(model, query, self.fetch_k) for model in self.models}
-        lists[BM25] = self.store.lexical.search(query, k=self.fetch_k, lang=query_lang)
+    def ranked_lists(self, query: str, query_lang: str, timings: dict[str, float] | None = None
+                     ) -> dict[str, list[tuple[Document, float]]]:
+        """Every list before fusion: each dense model's, then BM25's (``fetch_k`` hits each).
+
+        ``timings``, if given, receives the seconds of each stage: ``embed MODEL``,
+        ``search MODEL``, ``bm25``."""
+        def dense(model: str) -> list[tuple[Document, float]]:
+            with _timed(timings, f"embed {model}"):
+                vector = self.store.embed_query(model, query)
+            with _timed(timings, f"search {model}"):
+                return self.store.dense_search_by_vector(model, vector, self.fetch_k)
+
+        # The encoders and Chroma release the GIL: the lists are built side by side.
+        futures = {model: _POOL.submit(dense, model) for model in self.models}
+        with _timed(timings, "bm25"):
+            bm25 = self.store.lexical.search(query, k=self.fetch_k, lang=query_lang)
+        lists = {model: future.result() for model, future in futures.items()}
+        lists[BM25] = bm25
         return lists
+
+
+_POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="tpdqa-dense")
+
+
+@contextmanager
+def _timed(timings: dict[str, float] | None, stage: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        if timings is not None:
+            timings[stage] = timings.get(stage, 0.0) + time.perf_counter() - started
 
 
 def fuse(

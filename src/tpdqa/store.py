@@ -6,13 +6,16 @@ What lives there:
   a ``chroma run`` server when ``chroma_url`` is set);
 - ``records.sqlite``: LangChain's indexing records (``SQLRecordManager``), one
   namespace per collection and one for the BM25 index, plus the file manifest;
-- ``bm25.sqlite``: the lexical index (:mod:`tpdqa.lexical`).
+- ``bm25.sqlite``: the lexical index (:mod:`tpdqa.lexical`);
+- ``sentences.sqlite``: each chunk's quotable sentences and their vectors, and word
+  vectors, for the answerer (:mod:`tpdqa.sentences`).
 
 A sync reads the folder, chunks it and hands the chunks to LangChain's
-``langchain_core.indexing.index`` once per destination: chunks whose id is already
-recorded are skipped without embedding, new ones are embedded and written, chunks
-of a changed file that no longer exist are deleted (``cleanup="scoped_full"``), and
-files gone from the folder are deleted from every destination. Writes happen before
+``langchain_core.indexing.index`` once per destination: a file whose bytes were fully
+indexed (with the same chunking and destinations) is not even parsed, chunks whose id
+is already recorded are skipped without embedding, new ones are embedded and written,
+chunks of a changed file that no longer exist are deleted (``cleanup="scoped_full"``),
+and files gone from the folder are deleted from every destination. Writes happen before
 their record, so a killed run leaves chunks that the next run finds and completes.
 
     >>> from tpdqa.settings import Settings
@@ -25,13 +28,14 @@ their record, so a killed run leaves chunks that the next run finds and complete
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
 import warnings
 from collections import Counter
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,9 +44,10 @@ from urllib.parse import urlparse
 from langchain_core.documents import Document
 
 from tpdqa.embeddings import collection_name, get_embeddings
-from tpdqa.ingest import FileError, chunk_documents, load_folder
+from tpdqa.ingest import INGEST_VERSION, FileError, chunk_documents, load_folder
 from tpdqa.lexical import LexicalIndex
-from tpdqa.settings import Settings
+from tpdqa.sentences import SentenceIndex
+from tpdqa.settings import USE_MODEL, Settings
 
 # (stage, done, total): "embedding <model>", "bm25", ... ; used by the CLI's and UI's progress bars.
 Progress = Callable[[str, int, int], None]
@@ -75,6 +80,7 @@ class FileRecord:
     sha256: str
     chunks: int
     indexed_at: float
+    done: bool = True  # False: its indexing has not finished (changed since, or a run was stopped)
 
 
 class Store:
@@ -87,13 +93,16 @@ class Store:
         self._records: dict[str, Any] = {}
         self._lock = threading.RLock()  # short: lazy clients, the manifest connection
         self._sync_lock = threading.Lock()  # long: one sync at a time; questions are not blocked by it
+        self._refreshed = float("-inf")
         self.lexical = LexicalIndex.open(self.index_dir / "bm25.sqlite")
+        self.sentences = SentenceIndex.open(self.index_dir / "sentences.sqlite", get_embeddings(USE_MODEL))
         self._manifest = sqlite3.connect(str(self.index_dir / "records.sqlite"), check_same_thread=False)
         with self._manifest:
             self._manifest.execute(
                 "CREATE TABLE IF NOT EXISTS tpdqa_files (source TEXT PRIMARY KEY, sha256 TEXT, chunks INTEGER, "
                 "indexed_at REAL, done INTEGER)"
             )
+            self._manifest.execute("CREATE TABLE IF NOT EXISTS tpdqa_meta (key TEXT PRIMARY KEY, value TEXT)")
 
     # -- destinations ------------------------------------------------------------------
     @property
@@ -145,11 +154,19 @@ class Store:
                 self._records[namespace] = manager
             return self._records[namespace]
 
-    def _destinations(self) -> list[tuple[str, str, Any]]:
-        """(label, record namespace, destination) for every index a chunk goes to."""
+    def _destinations(self) -> list[tuple[str, str, str | None]]:
+        """(label, record namespace, model) for every index a chunk goes to; model None:
+        a local index (BM25, the answerer's sentences), else that model's Chroma collection."""
         out = [(f"embedding {m}", f"{self.target}|{collection_name(m)}", m) for m in self.settings.embedding_models]
         out.append(("BM25", "lexical|bm25-fts5-v1", None))
+        out.append(("sentences", f"sentences|{collection_name(USE_MODEL)}-v1", None))
         return out
+
+    def _signature(self) -> str:
+        """What the chunks of an unchanged file depend on: when it changes, every file is read again."""
+        return json.dumps({"ingest": INGEST_VERSION, "chunk_size": self.settings.chunk_size,
+                           "chunk_overlap": self.settings.chunk_overlap,
+                           "destinations": [namespace for _, namespace, _ in self._destinations()]})
 
     # -- sync --------------------------------------------------------------------------
     def sync(self, progress: Progress | None = None) -> IndexStats:
@@ -161,14 +178,20 @@ class Store:
         from langchain_core.indexing import index
 
         started = time.perf_counter()
-        loaded = load_folder(self.settings.documents_dir)
+        previous = {r.source: r for r in self.files(include_pending=True)}
+        signature = self._signature()
+        same_setup = self._meta("signature") == signature
+        # Files whose bytes were fully indexed under the same setup are not even parsed.
+        indexed = {s: r.sha256 for s, r in previous.items() if r.done} if same_setup else {}
+        loaded = load_folder(self.settings.documents_dir, indexed=indexed)
         chunks = chunk_documents(loaded.documents, self.settings.chunk_size, self.settings.chunk_overlap)
         per_source = Counter(c.metadata["source"] for c in chunks)
-        previous = {r.source: r for r in self.files(include_pending=True)}
         failed_sources = {e.source for e in loaded.errors}
         gone = [s for s in previous if s not in loaded.hashes and s not in failed_sources]
+        interrupted = any(not r.done for r in previous.values())
 
-        stats = IndexStats(failed=len(loaded.errors), errors=list(loaded.errors), chunks=len(chunks))
+        stats = IndexStats(failed=len(loaded.errors), errors=list(loaded.errors),
+                           chunks=len(chunks) + sum(previous[s].chunks for s in loaded.unchanged))
         for source, sha in loaded.hashes.items():
             old = previous.get(source)
             if old is None or not old.indexed_at:
@@ -178,6 +201,9 @@ class Store:
             else:
                 stats.unchanged += 1
         stats.deleted = len(gone)
+        if not loaded.sources and not gone and not interrupted and same_setup:
+            stats.seconds = time.perf_counter() - started
+            return stats  # nothing changed: no record, model or Chroma call
 
         # Mark first, index second: a killed run leaves these 'pending', and a file
         # deleted before the next run is still known and gets cleaned up.
@@ -185,15 +211,18 @@ class Store:
             self._manifest.executemany(
                 "INSERT INTO tpdqa_files (source, sha256, chunks, indexed_at, done) VALUES (?, ?, ?, 0, 0) "
                 "ON CONFLICT(source) DO UPDATE SET done = CASE WHEN sha256 = excluded.sha256 THEN done ELSE 0 END",
-                [(s, sha, per_source.get(s, 0)) for s, sha in loaded.hashes.items()],
+                [(s, loaded.hashes[s], per_source.get(s, 0)) for s in loaded.sources],
             )
 
         for label, namespace, model in self._destinations():
             records = self.records(namespace)
-            destination = self._destination(model)
+            destination = self._destination(label, model)
             todo = len(chunks) - sum(records.exists([c.id for c in chunks]))
             report = _reporter(progress, label, todo)
-            listening = get_embeddings(model).reporting(report) if model is not None else nullcontext()
+            if model is not None:
+                listening = get_embeddings(model).reporting(report)
+            else:
+                listening = _batches(destination, report if destination is self.sentences else None)
             with listening:
                 result = index(
                     chunks,
@@ -204,10 +233,11 @@ class Store:
                     key_encoder=lambda doc: doc.id,
                     batch_size=64,
                 )
-            if model is None:
+            if destination is self.lexical:
                 report(todo)
             self._delete_sources(records, destination, gone)
-            self._reconcile(records, destination, model)
+            if interrupted or not same_setup:
+                self._reconcile(records, destination)
             if model is not None:
                 stats.embedded = max(stats.embedded, result["num_added"])
                 stats.chunks_deleted = max(stats.chunks_deleted, result["num_deleted"])
@@ -216,15 +246,22 @@ class Store:
         with self._lock, self._manifest:
             self._manifest.executemany(
                 "UPDATE tpdqa_files SET sha256 = ?, chunks = ?, indexed_at = ?, done = 1 WHERE source = ?",
-                [(sha, per_source.get(s, 0), now, s) for s, sha in loaded.hashes.items()
-                 if previous.get(s) is None or previous[s].sha256 != sha or not previous[s].indexed_at],
+                [(loaded.hashes[s], per_source.get(s, 0), now, s) for s in loaded.sources],
             )
             self._manifest.executemany("DELETE FROM tpdqa_files WHERE source = ?", [(s,) for s in gone])
+            self._manifest.execute("INSERT OR REPLACE INTO tpdqa_meta VALUES ('signature', ?)", (signature,))
         stats.seconds = time.perf_counter() - started
         return stats
 
-    def _destination(self, model: str | None):
-        return self.lexical if model is None else self.dense(model)
+    def _meta(self, key: str) -> str | None:
+        with self._lock:
+            row = self._manifest.execute("SELECT value FROM tpdqa_meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def _destination(self, label: str, model: str | None):
+        if model is not None:
+            return self.dense(model)
+        return self.sentences if label == "sentences" else self.lexical
 
     def _delete_sources(self, records, destination, sources: list[str]) -> None:
         if not sources:
@@ -234,33 +271,71 @@ class Store:
             destination.delete(ids=keys)
             records.delete_keys(keys)
 
-    def _reconcile(self, records, destination, model: str | None) -> None:
+    def _reconcile(self, records, destination) -> None:
         """Drop chunks a killed run wrote but never recorded, if their file is gone since."""
+        if self.settings.chroma_url and not hasattr(destination, "ids"):
+            # A shared server also holds other replicas' chunks, which these records do not know.
+            return
         recorded = set(records.list_keys())
-        stored = self.lexical.ids() if model is None else set(self.dense(model).get(include=[])["ids"])
+        stored = destination.ids() if hasattr(destination, "ids") else set(destination.get(include=[])["ids"])
         orphans = sorted(stored - recorded)
         if orphans:
             destination.delete(ids=orphans)
 
+    # -- replicas ----------------------------------------------------------------------
+    def refresh_from_server(self, every: float = 2.0) -> int:
+        """With a Chroma server shared by several replicas: bring the local BM25 index in line
+        with the server's chunks (those another replica indexed, or deleted). One count request
+        when nothing changed, at most once per ``every`` seconds; returns the rows changed."""
+        if not self.settings.chroma_url or time.monotonic() - self._refreshed < every:
+            return 0
+        self._refreshed = time.monotonic()
+        collection = self.dense(self.settings.embedding_models[0])._collection
+        if collection.count() == self.lexical.count():
+            return 0
+        if not self._sync_lock.acquire(blocking=False):
+            return 0  # this replica is indexing: never make a question wait for it; next time
+        try:
+            shared = set(collection.get(include=[])["ids"])
+            local = self.lexical.ids()
+            missing, extra = sorted(shared - local), sorted(local - shared)
+            for start in range(0, len(missing), 500):
+                got = collection.get(ids=missing[start:start + 500], include=["documents", "metadatas"])
+                self.lexical.upsert([Document(id=i, page_content=text, metadata=meta or {})
+                                     for i, text, meta in zip(got["ids"], got["documents"], got["metadatas"])])
+            if extra:
+                self.lexical.delete(extra)
+        finally:
+            self._sync_lock.release()
+        return len(missing) + len(extra)
+
     # -- reading -----------------------------------------------------------------------
     def files(self, include_pending: bool = False) -> list[FileRecord]:
-        query = "SELECT source, sha256, chunks, indexed_at FROM tpdqa_files"
+        query = "SELECT source, sha256, chunks, indexed_at, done = 1 FROM tpdqa_files"
         if not include_pending:
             query += " WHERE done = 1"
         with self._lock:
             rows = self._manifest.execute(query + " ORDER BY source").fetchall()
-        return [FileRecord(*row) for row in rows]
+        return [FileRecord(*row[:4], done=bool(row[4])) for row in rows]
 
     def is_empty(self) -> bool:
-        return not self.files()
+        # Asked before every question: one row, not the whole manifest (100 ms at 100k files).
+        with self._lock:
+            return self._manifest.execute("SELECT 1 FROM tpdqa_files WHERE done = 1 LIMIT 1").fetchone() is None
+
+    def embed_query(self, model: str, query: str) -> list[float]:
+        return get_embeddings(model).embed_query(query)
 
     def dense_search(self, model: str, query: str, k: int) -> list[tuple[Document, float]]:
         """Top ``k`` chunks by cosine similarity (1 - Chroma's cosine distance)."""
+        return self.dense_search_by_vector(model, self.embed_query(model, query), k)
+
+    def dense_search_by_vector(self, model: str, vector: list[float], k: int) -> list[tuple[Document, float]]:
         store = self.dense(model)
         size = store._collection.count()  # one call: on a server each is a request
         if size == 0:
             return []
-        hits = store.similarity_search_with_score(query, k=min(k, size))
+        hits = store.similarity_search_by_vector_with_relevance_scores(vector, k=min(k, size))
         return [(doc, 1.0 - float(distance)) for doc, distance in hits]
 
     def models_loaded(self) -> list[str]:
@@ -268,7 +343,21 @@ class Store:
 
     def close(self) -> None:
         self.lexical.close()
+        self.sentences.close()
         self._manifest.close()
+
+
+@contextmanager
+def _batches(destination, report: Callable[[int], None] | None):
+    """Progress of a local index that reports its own batches (the sentence index encodes)."""
+    if report is None:
+        yield
+        return
+    destination.on_batch = report
+    try:
+        yield
+    finally:
+        destination.on_batch = None
 
 
 def _reporter(progress: Progress | None, label: str, total: int) -> Callable[[int], None]:

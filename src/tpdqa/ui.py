@@ -304,7 +304,7 @@ def serve(assistant: Assistant, host: str = "127.0.0.1", port: int = 7860) -> No
     threading.Thread(target=indexing.run, args=(assistant,), daemon=True, name="tpdqa-index").start()
     demo = build_app(assistant, indexing)
     print(f"tpdqa: open http://{host}:{port} in a browser (Ctrl+C stops).", flush=True)
-    demo.queue(default_concurrency_limit=4).launch(
+    demo.queue(default_concurrency_limit=assistant.settings.concurrency).launch(
         server_name=host, server_port=port, css=CSS, head=HEAD, show_error=True, quiet=True,
         max_file_size=f"{assistant.settings.max_upload_mb}mb",
     )

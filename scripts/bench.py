@@ -1,0 +1,297 @@
+"""Speed benchmark: indexing, re-indexing, answering and serving at 1k, 10k and 100k passages.
+
+    .venv/bin/python scripts/bench.py                          # 1k and 10k, default models
+    .venv/bin/python scripts/bench.py --sizes 1000,10000,100000 --json docs/bench.json
+    .venv/bin/python scripts/bench.py --sizes 1000 --serve     # + 1/4/16 concurrent /ask clients
+
+Passages are paragraphs of the public data in ../shared/data (PIAF, SQuAD 1.1 dev,
+SciFact), one .txt file each. A size larger than the pool reuses texts under new file
+names; their chunks are new ids (Chroma, BM25 and the sentence index store them all),
+but the vector of a text already encoded is reused instead of re-encoded (LangChain's
+``CacheBackedEmbeddings`` over a file store in ``--work``): the output says which sizes
+did so, and their index throughput is then not an encoder figure. Only the smallest
+size is indexed without that cache, and its encoders are also timed raw on the very
+same chunk texts, which gives the ratio of ``tpdqa index`` to raw encoding.
+
+Every figure is printed with the machine's 1-minute load average beside it (a busy
+machine explains a slow figure), and all of them are written to ``--json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+TPDQA = Path(sys.executable).with_name("tpdqa")
+FIGURES: dict = {}
+
+
+def load() -> float:
+    return round(os.getloadavg()[0], 2)
+
+
+def report(size: str, name: str, value, unit: str = "") -> None:
+    FIGURES.setdefault(size, {})[name] = value
+    FIGURES[size].setdefault("load", {})[name] = load()
+    print(f"  {name:<34} {value}{(' ' + unit) if unit else ''}   (load {load()})", flush=True)
+
+
+def pool() -> tuple[list[str], list[tuple[str, str]]]:
+    """Unique passages and (question, passage) pairs from the public data, seeded order."""
+    texts: list[str] = []
+    questions: list[tuple[str, str]] = []
+    for path in (DATA / "piaf-v1.1" / "piaf-v1.1.json", DATA / "squad-v1.1-dev" / "dev-v1.1.json"):
+        for article in json.loads(path.read_text())["data"]:
+            for paragraph in article["paragraphs"]:
+                texts.append(paragraph["context"])
+                questions += [(qa["question"], paragraph["context"]) for qa in paragraph["qas"][:1]]
+    with open(DATA / "beir-scifact" / "corpus.jsonl") as corpus:
+        texts += [json.loads(line)["text"] for line in corpus]
+    texts = list(dict.fromkeys(t.strip() for t in texts if t.strip()))
+    random.Random(7).shuffle(texts)
+    random.Random(7).shuffle(questions)
+    return texts, questions
+
+
+def write_folder(folder: Path, texts: list[str], size: int) -> None:
+    """``size`` files, 1,000 per subfolder, texts reused in order when size > len(texts)."""
+    if folder.exists() and len(list(folder.rglob("*.txt"))) == size:
+        return
+    shutil.rmtree(folder, ignore_errors=True)
+    for i in range(size):
+        target = folder / f"part{i // 1000:03d}" / f"p{i:06d}.txt"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(texts[i % len(texts)] + "\n", encoding="utf-8")
+
+
+def env_for(documents: Path, index: Path, models: list[str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TPDQA_")}
+    env.update(TPDQA_DOCUMENTS_DIR=str(documents), TPDQA_INDEX_DIR=str(index),
+               TPDQA_EMBEDDING_MODELS=",".join(models))
+    return env
+
+
+def timed_run(args: list[str], env: dict[str, str]) -> tuple[float, str, str]:
+    started = time.perf_counter()
+    done = subprocess.run(args, env=env, capture_output=True, text=True, cwd=ROOT)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"{' '.join(args)} failed:\n{done.stderr[-3000:]}")
+    return seconds, done.stdout, done.stderr
+
+
+def use_vector_cache(models: list[str], cache: Path) -> None:
+    """Reuse the vector of an already encoded text (sizes beyond the unique pool)."""
+    from langchain_classic.embeddings import CacheBackedEmbeddings
+    from langchain_classic.storage import LocalFileStore
+
+    from tpdqa.embeddings import collection_name, get_embeddings
+    from tpdqa.settings import USE_MODEL
+
+    for model in dict.fromkeys([*models, USE_MODEL]):  # USE is also the answerer's judge: sentences, words
+        lazy = get_embeddings(model)
+        if isinstance(lazy._model, CacheBackedEmbeddings):
+            continue
+        store = LocalFileStore(str(cache / collection_name(model)))
+        lazy._model = CacheBackedEmbeddings.from_bytes_store(lazy.model, store, namespace="v1",
+                                                             key_encoder="sha256")
+
+
+def raw_encoders(models: list[str], texts: list[str], size: str) -> float:
+    """Seconds the bare encoders take for ``texts`` (one batch per 64, as indexing sends)."""
+    from tpdqa.embeddings import get_embeddings
+
+    total = 0.0
+    for model in models:
+        encoder = get_embeddings(model).model
+        encoder.embed_documents(texts[:8])  # warm: first call pays one-time setup
+        started = time.perf_counter()
+        for i in range(0, len(texts), 64):
+            encoder.embed_documents(texts[i:i + 64])
+        seconds = time.perf_counter() - started
+        report(size, f"raw {model}", round(len(texts) / seconds, 1), "chunks/s")
+        total += seconds
+    return total
+
+
+WARM = r"""
+import inspect, json, resource, statistics, sys, time
+from tpdqa import Assistant
+questions = json.loads(sys.stdin.read())
+qa = Assistant()
+qa.ask(questions[0])  # loads the models
+staged = "timings" in inspect.signature(qa.ask).parameters  # older versions: totals only
+totals, stages = [], {}
+for q in questions:
+    timings = {}
+    started = time.perf_counter()
+    qa.ask(q, timings=timings) if staged else qa.ask(q)
+    totals.append(1000 * (time.perf_counter() - started))
+    for name, seconds in timings.items():
+        stages.setdefault(name, []).append(1000 * seconds)
+pct = lambda xs, p: round(sorted(xs)[min(len(xs) - 1, int(p * len(xs)))], 1)
+print(json.dumps({"p50": pct(totals, 0.5), "p95": pct(totals, 0.95),
+                  "stages": {k: {"p50": pct(v, 0.5), "p95": pct(v, 0.95)} for k, v in stages.items()},
+                  "rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}))
+"""
+
+
+def bench_size(size: int, texts: list[str], questions: list[tuple[str, str]], models: list[str],
+               work: Path, cached: bool) -> None:
+    from tpdqa import Assistant
+    from tpdqa.ingest import chunk_documents, load_folder
+
+    label = f"{size // 1000}k"
+    print(f"\n== {size:,} passages{' (vectors of repeated texts reused: not an encoder figure)' if cached else ''}")
+    FIGURES.setdefault(label, {})["vector_cache"] = cached
+    documents, index = work / label / "documents", work / label / "index"
+    write_folder(documents, texts, size)
+    shutil.rmtree(index, ignore_errors=True)
+
+    qa = Assistant(documents_dir=documents, index_dir=index, embedding_models=models)
+    if not cached:
+        folder = load_folder(documents)
+        chunk_texts = [c.page_content for c in chunk_documents(folder.documents, qa.settings.chunk_size,
+                                                               qa.settings.chunk_overlap)]
+        raw = raw_encoders(models, chunk_texts, label)
+        report(label, "raw encoders, all models", round(len(chunk_texts) / raw, 1), "chunks/s")
+    started = time.perf_counter()
+    stats = qa.index()
+    seconds = time.perf_counter() - started
+    report(label, "chunks", stats.chunks)
+    report(label, "tpdqa index", round(stats.chunks / seconds, 1), "chunks/s")
+    if not cached:
+        report(label, "index / raw encoders", round(raw / seconds, 3))
+    qa.store.close()
+
+    env = env_for(documents, index, models)
+    noop, _, _ = timed_run([str(TPDQA), "index"], env)
+    report(label, "no-op re-index (process)", round(noop, 2), "s")
+    changed = next(documents.rglob("*.txt"))
+    changed.write_text(changed.read_text() + "Une phrase ajoutée pour le banc d'essai.\n")
+    one, _, _ = timed_run([str(TPDQA), "index"], env)
+    report(label, "one changed file (process)", round(one, 2), "s")
+
+    asked = [q for q, _ in questions[:60]]
+    done = subprocess.run([sys.executable, "-c", WARM], input=json.dumps(asked), env=env, capture_output=True,
+                          text=True, cwd=ROOT)
+    if done.returncode != 0:
+        raise SystemExit(done.stderr[-3000:])
+    warm = json.loads(done.stdout.strip().splitlines()[-1])
+    report(label, "warm ask p50", warm["p50"], "ms")
+    report(label, "warm ask p95", warm["p95"], "ms")
+    for stage, figures in warm["stages"].items():
+        report(label, f"  {stage} p50/p95", f"{figures['p50']}/{figures['p95']}", "ms")
+    report(label, "warm process RSS", warm["rss_mb"], "MB")
+
+    cold, _, stderr = timed_run([str(TPDQA), "ask", asked[1]], env)
+    report(label, "cold tpdqa ask", round(cold, 2), "s")
+    report(label, "'Loading weights' on stderr", "Loading weights" in stderr)
+    disk = sum(p.stat().st_size for p in index.rglob("*") if p.is_file())
+    report(label, "index on disk", round(disk / 1e6, 1), "MB")
+
+
+SERVE_CLIENT = r"""
+import json, sys, time
+from concurrent.futures import ThreadPoolExecutor
+from gradio_client import Client
+url, clients, questions = sys.argv[1], int(sys.argv[2]), json.loads(sys.stdin.read())
+pool = [Client(url, verbose=False) for _ in range(clients)]
+def one(i):
+    started = time.perf_counter()
+    pool[i % clients].predict(questions[i % len(questions)], api_name="/ask")
+    return time.perf_counter() - started
+n = max(clients * 4, 16)
+started = time.perf_counter()
+with ThreadPoolExecutor(clients) as ex:
+    times = sorted(ex.map(one, range(n)))
+wall = time.perf_counter() - started
+print(json.dumps({"p50": round(times[len(times) // 2], 3), "p95": round(times[min(n - 1, int(0.95 * n))], 3),
+                  "answers_per_s": round(n / wall, 2)}))
+"""
+
+
+def bench_serve(work: Path, models: list[str]) -> None:
+    """1, 4 and 16 concurrent /ask clients on the bundled corpus."""
+    import socket
+    import urllib.request
+
+    print("\n== serve: concurrent /ask clients, bundled corpus")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = env_for(ROOT / "documents", work / "serve-index", models)
+    server = subprocess.Popen([str(TPDQA), "serve", "--port", str(port)], env=env, cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        for _ in range(300):
+            try:
+                urllib.request.urlopen(url, timeout=2)
+                break
+            except OSError:
+                time.sleep(1)
+        questions = [json.loads(line)["question"] for line in
+                     (ROOT.parent / "shared" / "eval" / "tpd_dev.jsonl").read_text().splitlines() if line.strip()]
+        subprocess.run([sys.executable, "-c", SERVE_CLIENT, url, "1"], input=json.dumps(questions[:2]),
+                       capture_output=True, text=True)  # warm the models
+        for clients in (1, 4, 16):
+            done = subprocess.run([sys.executable, "-c", SERVE_CLIENT, url, str(clients)],
+                                  input=json.dumps(questions), capture_output=True, text=True)
+            if done.returncode != 0:
+                raise SystemExit(done.stderr[-3000:])
+            figures = json.loads(done.stdout.strip().splitlines()[-1])
+            report("serve", f"{clients} clients p50/p95", f"{figures['p50']}/{figures['p95']}", "s")
+            report("serve", f"{clients} clients throughput", figures["answers_per_s"], "answers/s")
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+def main() -> int:
+    from tpdqa.settings import Settings
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="1000,10000", help="passage counts, comma-separated (default 1000,10000)")
+    parser.add_argument("--models", help="embedding models, comma-separated (default: the default settings')")
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "tpdqa-bench",
+                        help="folder for the documents, indexes and vector cache (kept between runs)")
+    parser.add_argument("--uncached", type=int, default=1000,
+                        help="sizes up to this are encoded from scratch and compared with the raw encoders "
+                             "(default 1000); larger ones reuse the vectors of repeated texts")
+    parser.add_argument("--serve", action="store_true", help="also time 1, 4 and 16 concurrent /ask clients")
+    parser.add_argument("--json", type=Path, help="write the figures here")
+    args = parser.parse_args()
+
+    models = args.models.split(",") if args.models else Settings().embedding_models
+    sizes = sorted(int(s) for s in args.sizes.split(","))
+    texts, questions = pool()
+    print(f"{len(texts):,} unique passages; models: {', '.join(models)}; {os.cpu_count()} cores")
+    FIGURES["meta"] = {"models": models, "unique_passages": len(texts), "cores": os.cpu_count(),
+                       "date": time.strftime("%Y-%m-%d %H:%M")}
+    for size in sizes:
+        cached = size > args.uncached
+        if cached:
+            use_vector_cache(models, args.work / "vector-cache")
+        bench_size(size, texts, questions, models, args.work, cached=cached)
+    if args.serve:
+        bench_serve(args.work, models)
+    if args.json:
+        args.json.write_text(json.dumps(FIGURES, indent=2, ensure_ascii=False))
+        print(f"\nfigures written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
