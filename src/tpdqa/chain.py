@@ -11,13 +11,13 @@ measures what a chat user gets. An LLM answerer replaces the last step only.
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Iterator
 from typing import Any
 
 from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough
 
 from tpdqa.language import analyze, guess_lang
+from tpdqa.retrieval import timed
 
 # A follow-up is elliptic: it opens with a connector ("Et la Corée du Sud ?", "What
 # about Korea?") or leans on a pronoun, and names little. Such a question is read with
@@ -83,10 +83,8 @@ def build_chain(retriever: Runnable, answerer: Any) -> Runnable:
         return retriever.invoke(inputs["query"], lang=inputs["lang"], timings=inputs.get("timings"))
 
     def answer(inputs: dict[str, Any]):
-        started = time.perf_counter()
-        result = answerer(inputs["query"], inputs["lang"], inputs["docs"])
-        if inputs.get("timings") is not None:
-            inputs["timings"]["answer"] = time.perf_counter() - started
+        with timed(inputs.get("timings"), "answer"):
+            result = answerer(inputs["query"], inputs["lang"], inputs["docs"])
         return result.model_copy(update={"question": inputs["question"]})
 
     return (

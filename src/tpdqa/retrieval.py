@@ -75,7 +75,7 @@ class HybridRetriever(BaseRetriever):
         query_lang = kwargs.get("lang") or guess_lang(query)
         timings = kwargs.get("timings")
         lists = self.ranked_lists(query, query_lang, timings)
-        with _timed(timings, "fusion"):
+        with timed(timings, "fusion"):
             return fuse(lists, query_lang)[: kwargs.get("k", self.k)]
 
     def ranked_lists(self, query: str, query_lang: str, timings: dict[str, float] | None = None
@@ -85,14 +85,14 @@ class HybridRetriever(BaseRetriever):
         ``timings``, if given, receives the seconds of each stage: ``embed MODEL``,
         ``search MODEL``, ``bm25``."""
         def dense(model: str) -> list[tuple[Document, float]]:
-            with _timed(timings, f"embed {model}"):
+            with timed(timings, f"embed {model}"):
                 vector = self.store.embed_query(model, query)
-            with _timed(timings, f"search {model}"):
+            with timed(timings, f"search {model}"):
                 return self.store.dense_search_by_vector(model, vector, self.fetch_k)
 
         # The encoders and Chroma release the GIL: the lists are built side by side.
         futures = {model: _POOL.submit(dense, model) for model in self.models}
-        with _timed(timings, "bm25"):
+        with timed(timings, "bm25"):
             bm25 = self.store.lexical.search(query, k=self.fetch_k, lang=query_lang)
         lists = {model: future.result() for model, future in futures.items()}
         lists[BM25] = bm25
@@ -103,7 +103,8 @@ _POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="tpdqa-dense")
 
 
 @contextmanager
-def _timed(timings: dict[str, float] | None, stage: str) -> Iterator[None]:
+def timed(timings: dict[str, float] | None, stage: str) -> Iterator[None]:
+    """Adds the block's seconds to ``timings[stage]`` (nothing when ``timings`` is None)."""
     started = time.perf_counter()
     try:
         yield

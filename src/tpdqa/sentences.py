@@ -99,7 +99,7 @@ def normalise(vectors: Any) -> np.ndarray:
 
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS sentences (chunk_id TEXT PRIMARY KEY, source TEXT, lang TEXT, units TEXT, vectors BLOB);
+CREATE TABLE IF NOT EXISTS sentences (chunk_id TEXT PRIMARY KEY, source TEXT, units TEXT, vectors BLOB);
 CREATE TABLE IF NOT EXISTS words (word TEXT PRIMARY KEY, vector BLOB);
 """
 
@@ -140,8 +140,8 @@ class SentenceIndex(DocumentIndex):
 
     def get(self, ids: Sequence[str], /, **kwargs: Any) -> list[Document]:
         with self._lock:
-            rows = {r[0]: r for r in self._select(list(ids))}
-        return [Document(id=i, page_content="\n".join(json.loads(rows[i][3])), metadata={"source": rows[i][1]})
+            rows = self._chunks(list(ids))
+        return [Document(id=i, page_content="\n".join(json.loads(rows[i][2])), metadata={"source": rows[i][1]})
                 for i in ids if i in rows]
 
     def _get_relevant_documents(
@@ -154,14 +154,14 @@ class SentenceIndex(DocumentIndex):
         """(units, unit vectors) of each chunk, encoded now and kept if not held yet."""
         ids = [_chunk_key(d) for d in docs]
         with self._lock:
-            found = {r[0]: r for r in self._select(ids)}
+            found = self._chunks(ids)
         missing = [d for d, i in zip(docs, ids) if i not in found]
         if missing:
             found.update({r[0]: r for r in self._encode(missing, lang)})
         out = []
         for i in ids:
-            units = json.loads(found[i][3])
-            vectors = np.frombuffer(found[i][4], dtype=np.float16).reshape(len(units), -1).astype(np.float32)
+            units = json.loads(found[i][2])
+            vectors = np.frombuffer(found[i][3], dtype=np.float16).reshape(len(units), -1).astype(np.float32)
             out.append((units, vectors))
         return out
 
@@ -170,12 +170,8 @@ class SentenceIndex(DocumentIndex):
         wanted = [w for w in dict.fromkeys(items) if w not in self._words]
         if wanted:
             with self._lock:
-                for start in range(0, len(wanted), 500):
-                    part = wanted[start:start + 500]
-                    marks = ",".join("?" * len(part))
-                    for word, blob in self._conn.execute(f"SELECT word, vector FROM words WHERE word IN ({marks})",
-                                                         part):
-                        self._words[word] = np.frombuffer(blob, dtype=np.float16).astype(np.float32)
+                for word, blob in self._select("SELECT word, vector FROM words WHERE word", wanted):
+                    self._words[word] = np.frombuffer(blob, dtype=np.float16).astype(np.float32)
             new = [w for w in wanted if w not in self._words]
             if new:
                 vectors = normalise(self.embeddings.embed_documents(new))
@@ -199,13 +195,16 @@ class SentenceIndex(DocumentIndex):
     def close(self) -> None:
         self._conn.close()
 
-    def _select(self, ids: list[str]) -> list[tuple]:
+    def _select(self, query: str, keys: list[str]) -> list[tuple]:
+        """Rows of ``query`` + `` IN (keys)``, 500 keys a statement (SQLite's variable limit)."""
         rows = []
-        for start in range(0, len(ids), 500):
-            part = ids[start:start + 500]
-            marks = ",".join("?" * len(part))
-            rows += self._conn.execute(f"SELECT * FROM sentences WHERE chunk_id IN ({marks})", part).fetchall()
+        for start in range(0, len(keys), 500):
+            part = keys[start:start + 500]
+            rows += self._conn.execute(f"{query} IN ({','.join('?' * len(part))})", part).fetchall()
         return rows
+
+    def _chunks(self, ids: list[str]) -> dict[str, tuple]:
+        return {r[0]: r for r in self._select("SELECT chunk_id, source, units, vectors FROM sentences WHERE chunk_id", ids)}
 
     def _encode(self, docs: list[Document], lang: str = "en") -> list[tuple]:
         per_doc = [chunk_units(d, lang) for d in docs]
@@ -216,10 +215,9 @@ class SentenceIndex(DocumentIndex):
         for doc, units in zip(docs, per_doc):
             blob = vectors[start:start + len(units)].tobytes() if units else b""
             start += len(units)
-            rows.append((_chunk_key(doc), doc.metadata.get("source", ""), doc.metadata.get("lang", lang),
-                         json.dumps(units, ensure_ascii=False), blob))
+            rows.append((_chunk_key(doc), doc.metadata.get("source", ""), json.dumps(units, ensure_ascii=False), blob))
         with self._lock, self._conn:
-            self._conn.executemany("INSERT OR REPLACE INTO sentences VALUES (?, ?, ?, ?, ?)", rows)
+            self._conn.executemany("INSERT OR REPLACE INTO sentences VALUES (?, ?, ?, ?)", rows)
         return rows
 
 

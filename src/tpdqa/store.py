@@ -154,12 +154,14 @@ class Store:
                 self._records[namespace] = manager
             return self._records[namespace]
 
-    def _destinations(self) -> list[tuple[str, str, str | None]]:
-        """(label, record namespace, model) for every index a chunk goes to; model None:
-        a local index (BM25, the answerer's sentences), else that model's Chroma collection."""
-        out = [(f"embedding {m}", f"{self.target}|{collection_name(m)}", m) for m in self.settings.embedding_models]
-        out.append(("BM25", "lexical|bm25-fts5-v1", None))
-        out.append(("sentences", f"sentences|{collection_name(USE_MODEL)}-v1", None))
+    def _destinations(self) -> list[tuple[str, str, str | Any]]:
+        """(label, record namespace, target) for every index a chunk goes to: a model name
+        (its Chroma collection, opened only when written to) or a local index (BM25, the
+        answerer's sentences)."""
+        out: list[tuple[str, str, str | Any]] = [
+            (f"embedding {m}", f"{self.target}|{collection_name(m)}", m) for m in self.settings.embedding_models]
+        out.append(("BM25", "lexical|bm25-fts5-v1", self.lexical))
+        out.append(("sentences", f"sentences|{collection_name(USE_MODEL)}-v1", self.sentences))
         return out
 
     def _signature(self) -> str:
@@ -214,15 +216,13 @@ class Store:
                 [(s, loaded.hashes[s], per_source.get(s, 0)) for s in loaded.sources],
             )
 
-        for label, namespace, model in self._destinations():
+        for label, namespace, target in self._destinations():
             records = self.records(namespace)
-            destination = self._destination(label, model)
+            local = not isinstance(target, str)
+            destination = target if local else self.dense(target)
             todo = len(chunks) - sum(records.exists([c.id for c in chunks]))
             report = _reporter(progress, label, todo)
-            if model is not None:
-                listening = get_embeddings(model).reporting(report)
-            else:
-                listening = _batches(destination, report if destination is self.sentences else None)
+            listening = _batches(destination, report) if local else get_embeddings(target).reporting(report)
             with listening:
                 result = index(
                     chunks,
@@ -233,12 +233,10 @@ class Store:
                     key_encoder=lambda doc: doc.id,
                     batch_size=64,
                 )
-            if destination is self.lexical:
-                report(todo)
             self._delete_sources(records, destination, gone)
             if interrupted or not same_setup:
-                self._reconcile(records, destination)
-            if model is not None:
+                self._reconcile(records, destination, local)
+            if not local:
                 stats.embedded = max(stats.embedded, result["num_added"])
                 stats.chunks_deleted = max(stats.chunks_deleted, result["num_deleted"])
 
@@ -258,11 +256,6 @@ class Store:
             row = self._manifest.execute("SELECT value FROM tpdqa_meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
 
-    def _destination(self, label: str, model: str | None):
-        if model is not None:
-            return self.dense(model)
-        return self.sentences if label == "sentences" else self.lexical
-
     def _delete_sources(self, records, destination, sources: list[str]) -> None:
         if not sources:
             return
@@ -271,13 +264,13 @@ class Store:
             destination.delete(ids=keys)
             records.delete_keys(keys)
 
-    def _reconcile(self, records, destination) -> None:
+    def _reconcile(self, records, destination, local: bool) -> None:
         """Drop chunks a killed run wrote but never recorded, if their file is gone since."""
-        if self.settings.chroma_url and not hasattr(destination, "ids"):
+        if self.settings.chroma_url and not local:
             # A shared server also holds other replicas' chunks, which these records do not know.
             return
         recorded = set(records.list_keys())
-        stored = destination.ids() if hasattr(destination, "ids") else set(destination.get(include=[])["ids"])
+        stored = destination.ids() if local else set(destination.get(include=[])["ids"])
         orphans = sorted(stored - recorded)
         if orphans:
             destination.delete(ids=orphans)
@@ -348,11 +341,8 @@ class Store:
 
 
 @contextmanager
-def _batches(destination, report: Callable[[int], None] | None):
-    """Progress of a local index that reports its own batches (the sentence index encodes)."""
-    if report is None:
-        yield
-        return
+def _batches(destination, report: Callable[[int], None]):
+    """Progress of a local index: it calls ``on_batch`` after each batch it writes."""
     destination.on_batch = report
     try:
         yield
