@@ -18,6 +18,10 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 CORPUS = ROOT / "documents" / "tpd-asie-2025.txt"
 DEV_SET = SHARED / "eval" / "tpd_dev.jsonl"
+CHROMIUM = os.environ.get("TPDQA_CHROMIUM", "/usr/bin/chromium")
+SHOTS = ROOT / "test-artifacts" / "screenshots"
+needs_chromium = pytest.mark.skipif(not Path(CHROMIUM).exists(),
+                                    reason=f"no Chromium at {CHROMIUM} (make setup-test installs it)")
 
 
 @pytest.fixture(autouse=True)
@@ -49,6 +53,29 @@ def bundled_assistant(tmp_path_factory):
     assistant = Assistant(documents_dir=docs, index_dir=base / "index")
     assistant.index()
     return assistant
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium driven by Playwright (its own browser download cannot work offline)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM,
+                              args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def chroma_server(tmp_path):
+    """A real `chroma run` on a loopback port, its data in the test's temp dir; yields its URL."""
+    port = free_port()
+    chroma = shutil.which("chroma") or str(Path(sys.executable).with_name("chroma"))
+    url = f"http://127.0.0.1:{port}"
+    command = [chroma, "run", "--path", str(tmp_path / "server-data"), "--host", "127.0.0.1", "--port", str(port)]
+    with serving(command, f"{url}/api/v2/heartbeat", timeout=60, log=tmp_path / "chroma.log"):
+        yield url
 
 
 def free_port() -> int:

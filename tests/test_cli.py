@@ -59,3 +59,12 @@ def test_ask_names_the_section_of_each_source_and_never_quotes_a_heading(tmp_pat
     assert "Taylor" in answer["citations"][0]["quote"]
     headings = {"Usines de puces", "Samsung au Texas", "Micron au Japon", "Une politique d'attraction des fabricants"}
     assert not any(h in answer["citations"][0]["quote"] for h in headings)
+
+
+def test_an_unreadable_index_is_one_line_saying_what_to_do(corpus_dir, tmp_path):
+    assert run_tpdqa("index", cwd=tmp_path).returncode == 0
+    (tmp_path / "index" / "records.sqlite").write_bytes(b"this is not a database" * 100)
+    result = run_tpdqa("ask", "Qui domine la production de puces mémoire ?", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "cannot be read" in result.stderr and "delete index" in result.stderr

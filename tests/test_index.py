@@ -177,3 +177,31 @@ def test_bm25_index_of_an_older_version_is_rekeyed_and_still_answers(tmp_path):
                            metadata={"source": "x.txt", "lang": "fr"})])
     assert index.ids() == {"b"} and index.count() == 1
     assert index.get(["b"])[0].page_content.startswith("La Corée du Sud")
+
+
+def test_a_second_writer_waits_for_the_write_lock_then_says_why_it_gave_up(corpus_dir, tmp_path):
+    from tpdqa import IndexBusyError
+    from tpdqa.store import WAITING
+
+    index = tmp_path / "index"
+    index.mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from filelock import FileLock; lock = FileLock(sys.argv[1]); lock.acquire(); "
+                               "print('held', flush=True); time.sleep(60)", str(index / "write.lock")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"  # another process is indexing
+        stages = []
+        qa = Assistant(documents_dir=corpus_dir, index_dir=index, lock_timeout=1)
+        try:
+            qa.index(progress=lambda stage, done, total: stages.append(stage))
+        except IndexBusyError as exc:
+            message = str(exc)
+        else:
+            raise AssertionError("indexing went on beside another writer")
+        assert stages == [WAITING]
+        assert str(index) in message and "write.lock" in message and "TPDQA_LOCK_TIMEOUT" in message
+        assert qa.documents() == []  # nothing written
+    finally:
+        holder.kill()
+    assert qa.index().added == 1  # once the other process is gone

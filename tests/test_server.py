@@ -12,16 +12,6 @@ from tpdqa import Assistant
 from tests.conftest import free_port, serving
 
 
-@pytest.fixture
-def chroma_server(tmp_path):
-    port = free_port()
-    chroma = shutil.which("chroma") or str(Path(sys.executable).with_name("chroma"))
-    url = f"http://127.0.0.1:{port}"
-    command = [chroma, "run", "--path", str(tmp_path / "server-data"), "--host", "127.0.0.1", "--port", str(port)]
-    with serving(command, f"{url}/api/v2/heartbeat", timeout=60, log=tmp_path / "chroma.log"):
-        yield url
-
-
 def test_server_mode_indexes_answers_and_stays_incremental(corpus_dir, tmp_path, chroma_server, monkeypatch):
     monkeypatch.setenv("TPDQA_CHROMA_URL", chroma_server)
     qa = Assistant(documents_dir=corpus_dir, index_dir=tmp_path / "index")

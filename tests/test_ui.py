@@ -9,12 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CORPUS, ROOT, free_port, serving
+from tests.conftest import CORPUS, SHOTS, free_port, needs_chromium, run_tpdqa, serving
 
-CHROMIUM = os.environ.get("TPDQA_CHROMIUM", "/usr/bin/chromium")
-SHOTS = ROOT / "test-artifacts" / "screenshots"
-
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"no Chromium at {CHROMIUM} (make setup-test installs it)")
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
@@ -28,17 +25,6 @@ def server(tmp_path_factory):
     with serving([sys.executable, "-m", "tpdqa.cli", "serve", "--port", str(port)], url, timeout=180,
                  log=base / "serve.log", cwd=base, env=env):
         yield {"url": url, "base": base}
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM,
-                              args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"])
-        yield b
-        b.close()
 
 
 @pytest.fixture
@@ -166,3 +152,133 @@ def test_gradio_client_api(server):
     assert citation["quote"] in citation["text"] and "Corée du Sud domine" in citation["quote"]
     refused = client.predict("What is the population of Tokyo?", api_name="/ask")
     assert refused["refused"] is True and refused["citations"] == []
+
+
+# -- the Documents tab ---------------------------------------------------------------------
+
+def documents_tab(page) -> None:
+    page.get_by_role("tab", name="Documents").click()
+    page.wait_for_selector("#documents-table", state="visible")
+
+
+def choose(page, name: str) -> None:
+    page.click("#delete-choice input")
+    page.get_by_role("option", name=name, exact=True).click()
+    assert page.input_value("#delete-choice input") == name
+
+
+def wait_status(page, text: str) -> None:
+    page.wait_for_function(f"document.querySelector('#documents-status').innerText.includes({text!r})",
+                           timeout=120_000)
+
+
+def test_document_indexed_by_the_cli_shows_after_reload_and_delete_asks_first(page, server):
+    """Nothing is pre-selected; Delete names the file and waits for a yes; Cancel keeps it."""
+    note = server["base"] / "documents" / "old-notes.txt"
+    note.write_text("The old notes say the ferry to Port-Louvel leaves at seven every morning.\n", encoding="utf-8")
+    done = run_tpdqa("index", cwd=server["base"])  # another process, same index
+    assert done.returncode == 0, done.stderr
+    page.reload()
+    documents_tab(page)
+    page.wait_for_function("document.querySelector('#documents-table').innerText.includes('old-notes.txt')",
+                           timeout=30_000)
+    assert page.input_value("#delete-choice input") == ""  # nothing chosen for the user
+
+    page.click("#delete")  # nothing chosen: nothing happens but a hint
+    wait_status(page, "choose a document")
+    assert note.exists()
+
+    choose(page, "old-notes.txt")
+    page.click("#delete")
+    prompt = page.locator("#confirm-delete")
+    prompt.wait_for(state="visible")
+    assert "old-notes.txt" in prompt.inner_text()
+    assert note.exists()  # asking is not deleting
+    page.click("#confirm-delete-no")
+    prompt.wait_for(state="hidden")
+    assert note.exists()
+
+    page.click("#delete")
+    prompt.wait_for(state="visible")
+    page.click("#confirm-delete-yes")
+    wait_status(page, "deleted old-notes.txt")
+    assert not note.exists()
+    assert "old-notes.txt" not in page.inner_text("#documents-table")
+    assert page.input_value("#delete-choice input") == ""
+
+
+def test_same_name_upload_keeps_the_original_unless_replace_is_chosen(page, server, tmp_path):
+    target = server["base"] / "documents" / "harbour.txt"
+    versions = {}
+    for n, text in enumerate(["The harbour opens at six.", "The harbour opens at eight.", "The harbour opens at nine."]):
+        versions[n] = tmp_path / str(n) / "harbour.txt"
+        versions[n].parent.mkdir()
+        versions[n].write_text(text + "\n", encoding="utf-8")
+    documents_tab(page)
+    page.set_input_files("#upload input[type=file]", str(versions[0]))
+    wait_status(page, "added harbour.txt")
+
+    page.set_input_files("#upload input[type=file]", str(versions[1]))
+    prompt = page.locator("#confirm-upload")
+    prompt.wait_for(state="visible")
+    assert "harbour.txt" in prompt.inner_text()
+    assert target.read_text(encoding="utf-8") == "The harbour opens at six.\n"  # nothing replaced yet
+    page.click("#upload-keep-both")
+    wait_status(page, "added harbour.txt as harbour-2.txt")
+    assert target.read_text(encoding="utf-8") == "The harbour opens at six.\n"
+    assert (target.parent / "harbour-2.txt").read_text(encoding="utf-8") == "The harbour opens at eight.\n"
+
+    page.set_input_files("#upload input[type=file]", str(versions[2]))
+    prompt.wait_for(state="visible")
+    page.click("#upload-cancel")
+    wait_status(page, "kept the existing harbour.txt")
+    assert target.read_text(encoding="utf-8") == "The harbour opens at six.\n"
+
+    page.set_input_files("#upload input[type=file]", str(versions[2]))
+    prompt.wait_for(state="visible")
+    page.click("#upload-replace")
+    wait_status(page, "added harbour.txt")
+    assert target.read_text(encoding="utf-8") == "The harbour opens at nine.\n"
+    assert "harbour-2.txt" in page.inner_text("#documents-table")
+
+
+def test_a_file_that_failed_to_index_is_listed_with_its_reason_and_can_be_removed(page, server):
+    broken = server["base"] / "documents" / "broken.pdf"
+    broken.write_bytes(b"%PDF-1.4 this is not really a PDF")
+    documents_tab(page)
+    page.click("#reindex")
+    wait_status(page, "skipped broken.pdf")
+    table = page.inner_text("#documents-table")
+    assert "broken.pdf" in table and "not indexed" in table
+    assert "could not be indexed" in page.inner_text("#index-status")
+    choose(page, "broken.pdf")
+    page.click("#delete")
+    page.locator("#confirm-delete").wait_for(state="visible")
+    page.click("#confirm-delete-yes")
+    wait_status(page, "deleted broken.pdf")
+    assert not broken.exists() and "broken.pdf" not in page.inner_text("#documents-table")
+
+
+def test_sources_panel_scrolls_inside_its_box_after_ten_questions(page):
+    questions = ["Qui domine la production de puces mémoire ?", "Dans quels domaines le Japon est-il leader ?",
+                 "What does TPD stand for?", "Which country is a leader in robotics?"]
+    for n in range(10):
+        ask(page, questions[n % len(questions)], n + 1)
+    geometry = page.evaluate("""() => {
+        const panel = document.querySelector('#sources');
+        const box = panel.getBoundingClientRect();
+        const scroller = [panel, ...panel.querySelectorAll('*')].find(
+            e => ['auto', 'scroll'].includes(getComputedStyle(e).overflowY) && e.scrollHeight > e.clientHeight);
+        const view = scroller.getBoundingClientRect();
+        const below = document.querySelector('#settings').getBoundingClientRect();
+        const before = scroller.scrollTop;
+        scroller.scrollTop = scroller.scrollHeight;
+        return {box: [box.top, box.bottom], view: [view.top, view.bottom], settingsTop: below.top,
+                before, after: scroller.scrollTop, turns: panel.querySelectorAll('.tpdqa-turn').length};
+    }""")
+    top, bottom = geometry["box"]
+    assert geometry["turns"] == 10
+    assert top - 1 <= geometry["view"][0] and geometry["view"][1] <= bottom + 1  # the scroller lies in the box
+    assert bottom <= geometry["settingsTop"]  # the panel does not run over the Settings bar
+    assert geometry["before"] == 0 and geometry["after"] > 0  # newest on top, the rest by scrolling
+    assert page.locator("#sources .tpdqa-turn h4").first.inner_text() == questions[9 % len(questions)]

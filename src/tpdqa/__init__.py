@@ -6,8 +6,9 @@
 """
 
 from tpdqa.answer import Answer, Citation, RetrievedChunk
-from tpdqa.assistant import Assistant, DocumentError, QuestionError
+from tpdqa.assistant import Assistant, DocumentError, DocumentExists, QuestionError
 from tpdqa.settings import Settings
-from tpdqa.store import IndexStats
+from tpdqa.store import IndexBusyError, IndexStats
 
-__all__ = ["Answer", "Assistant", "Citation", "DocumentError", "IndexStats", "QuestionError", "RetrievedChunk", "Settings"]
+__all__ = ["Answer", "Assistant", "Citation", "DocumentError", "DocumentExists", "IndexBusyError", "IndexStats",
+           "QuestionError", "RetrievedChunk", "Settings"]

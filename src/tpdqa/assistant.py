@@ -10,7 +10,10 @@
 
 from __future__ import annotations
 
+import logging
 import re
+import sqlite3
+import threading
 from collections.abc import Iterator
 from functools import cached_property
 from pathlib import Path
@@ -23,7 +26,9 @@ from tpdqa.generate import GenerativeAnswerer, chat_model
 from tpdqa.retrieval import HybridRetriever
 from tpdqa.settings import USE_MODEL, Settings
 from tpdqa.ingest import SUPPORTED_SUFFIXES
-from tpdqa.store import FileRecord, IndexStats, Progress, Store
+from tpdqa.store import FileRecord, IndexBusyError, IndexStats, Progress, Store
+
+log = logging.getLogger(__name__)
 
 
 class QuestionError(ValueError):
@@ -34,10 +39,19 @@ class DocumentError(ValueError):
     """A document that cannot be added or removed; the message says why."""
 
 
+class DocumentExists(DocumentError):
+    """An added document has the name of one already in the folder (``if_exists`` decides)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"A document named {name} already exists: replace it, or keep both under a new name.")
+        self.name = name
+
+
 class Assistant:
     def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
         self.settings = settings.model_copy(update=overrides) if settings else Settings(**overrides)
         self._answerers: dict[str, ExtractiveAnswerer | GenerativeAnswerer] = {}
+        self._rebuilding = threading.Lock()
         if not self.settings.embedding_models:
             raise ValueError("embedding_models is empty: name at least one model, e.g. use-multilingual-v3")
 
@@ -78,7 +92,23 @@ class Assistant:
 
     def index(self, progress: Progress | None = None) -> IndexStats:
         """Bring the index up to date with the documents folder (only changes are embedded)."""
-        return self.store.sync(progress=progress)
+        return self.current_store().sync(progress=progress)
+
+    def current_store(self) -> Store:
+        """The store, current with what other processes wrote; rebuilt if its files were deleted."""
+        store = self.store
+        if not store.lost():
+            store.refresh()
+            return store
+        with self._rebuilding:
+            if self.store is store:  # another thread may have rebuilt it already
+                log.warning("The index in %s was deleted or replaced while in use: rebuilding it from %s",
+                            self.settings.index_dir, self.settings.documents_dir)
+                store.discard()
+                for name in ("store", "retriever"):
+                    self.__dict__.pop(name, None)
+                self._answerers.clear()
+        return self.store
 
     def ask(self, question: str, history: list[Any] | None = None, llm: str | None = None,
             timings: dict[str, float] | None = None) -> Answer:
@@ -92,13 +122,18 @@ class Assistant:
         chain = build_chain(self.retriever, self.answerer_for(llm or self.settings.llm))
         return chain.invoke({"question": question, "history": history or [], "timings": timings})
 
-    def add_document(self, name: str, data: bytes) -> str:
-        """Write an uploaded file into the documents folder (``index()`` makes it answerable).
+    def add_document(self, name: str, data: bytes, if_exists: str = "error") -> str:
+        """Write an uploaded file into the documents folder (``index()`` makes it answerable);
+        returns the name it was saved under.
 
         The name must be a plain file name with a supported suffix; anything that could
         land outside the documents folder is refused, as is a file over ``max_upload_mb``.
+        A name already taken raises :class:`DocumentExists` unless ``if_exists`` is
+        ``"replace"`` or ``"keep_both"`` (saved as ``name-2.ext``, ``name-3.ext``, ...).
         """
         target_name = safe_document_name(name)
+        if if_exists not in ("error", "replace", "keep_both"):
+            raise ValueError(f"if_exists={if_exists!r}: use 'error', 'replace' or 'keep_both'.")
         limit = self.settings.max_upload_mb * 1024 * 1024
         if len(data) > limit:
             raise DocumentError(
@@ -107,7 +142,19 @@ class Assistant:
             )
         folder = Path(self.settings.documents_dir)
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / target_name).write_bytes(data)
+        if (folder / target_name).exists():
+            if if_exists == "error":
+                raise DocumentExists(target_name)
+            if if_exists == "keep_both":
+                stem, suffix = Path(target_name).stem, Path(target_name).suffix
+                n = 2
+                while (folder / f"{stem}-{n}{suffix}").exists():
+                    n += 1
+                target_name = f"{stem}-{n}{suffix}"
+        # Written beside, then renamed: a watcher or another process never reads half a file.
+        partial = folder / f".{target_name}.part"
+        partial.write_bytes(data)
+        partial.replace(folder / target_name)
         return target_name
 
     def remove_document(self, source: str) -> None:
@@ -120,7 +167,7 @@ class Assistant:
 
     def documents(self) -> list[FileRecord]:
         """The indexed documents: source, sha256, chunks, indexed_at (epoch seconds)."""
-        return self.store.files()
+        return self.current_store().files()
 
     def stream(self, question: str, history: list[Any] | None = None, llm: str | None = None
                ) -> Iterator[str | Answer]:
@@ -132,9 +179,10 @@ class Assistant:
     def _ready(self, question: Any) -> str:
         """The checked question, with an index to answer from (built on first use)."""
         question = self.check_question(question)
-        if self.store.is_empty():
+        store = self.current_store()
+        if store.is_empty():
             self.index()
-        self.store.refresh_from_server()  # replicas: chunks another replica indexed get into BM25
+        store.refresh_from_server()  # replicas: chunks another replica indexed get into BM25
         return question
 
     def check_question(self, question: Any) -> str:
@@ -159,3 +207,18 @@ def safe_document_name(name: str) -> str:
     if Path(name).suffix.lower() not in SUPPORTED_SUFFIXES:
         raise DocumentError(f"{name}: unsupported file type; supported: {', '.join(SUPPORTED_SUFFIXES)}.")
     return name
+
+
+def explain(exc: BaseException, index_dir: Path | str = "index") -> str:
+    """One line for a person: what went wrong and what to do (the details go to the log)."""
+    if isinstance(exc, (QuestionError, DocumentError, IndexBusyError, FileNotFoundError)):
+        return str(exc)
+    cause = getattr(exc, "orig", None) or exc  # SQLAlchemy wraps the sqlite3 error
+    if isinstance(cause, sqlite3.DatabaseError):
+        detail = str(cause).splitlines()[0] if str(cause) else type(cause).__name__
+        return (f"The index in {index_dir} cannot be read ({detail}): stop tpdqa, delete {index_dir} and start "
+                "again; it is rebuilt from the documents.")
+    first = (str(exc).strip().splitlines() or [""])[0]
+    if len(first) > 160:
+        first = first[:157] + "…"
+    return f"{type(exc).__name__}: {first} (details in the server log)" if first else type(exc).__name__

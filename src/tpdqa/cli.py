@@ -42,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
                              epilog=EPILOG)
     _common(p_index)
     p_index.add_argument("--json", action="store_true", help="print the statistics as JSON")
+    p_index.add_argument("--watch", action="store_true",
+                         help="then keep watching the documents folder and re-index on every change (Ctrl+C stops)")
 
     p_ask = sub.add_parser("ask", help="answer a question, with numbered sources",
                            description="Answer QUESTION from the documents (indexing them first if needed).",
@@ -55,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
                              epilog=EPILOG)
     p_serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p_serve.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    p_serve.add_argument("--watch", action="store_true",
+                         help="re-index when files in the documents folder are added, changed or removed "
+                              "(progress in the page's header)")
     _common(p_serve)
 
     p_eval = sub.add_parser(
@@ -93,10 +98,15 @@ def _assistant(args: argparse.Namespace):
 def _tqdm_progress():
     from tqdm import tqdm
 
+    from tpdqa.store import WAITING
+
     bars: dict[str, Any] = {}
 
     def progress(stage: str, done: int, total: int) -> None:
-        if total == 0:  # nothing to do for this index: no bar
+        if total == 0:  # nothing to do for this index: no bar; a wait is said once
+            if stage == WAITING and stage not in bars:
+                bars[stage] = None
+                print(f"tpdqa: {WAITING}…", file=sys.stderr, flush=True)
             return
         if stage not in bars:
             bars[stage] = tqdm(total=total, desc=stage, unit="chunk", file=sys.stderr, leave=True)
@@ -111,11 +121,22 @@ def _tqdm_progress():
 
 def cmd_index(args: argparse.Namespace) -> int:
     assistant = _assistant(args)
-    stats = assistant.index(progress=_tqdm_progress())
-    if args.json:
-        print(json.dumps({**stats.as_dict(), "models_loaded": assistant.store.models_loaded()}, ensure_ascii=False))
-    else:
-        _print_stats(stats)
+
+    def run() -> None:
+        stats = assistant.index(progress=_tqdm_progress())
+        if args.json:
+            print(json.dumps({**stats.as_dict(), "models_loaded": assistant.store.models_loaded()},
+                             ensure_ascii=False), flush=True)
+        else:
+            _print_stats(stats)
+
+    if not args.watch:
+        run()
+        return 0
+    from tpdqa.watch import watch_documents
+
+    print(f"Watching {assistant.settings.documents_dir} for changes (Ctrl+C stops).", file=sys.stderr, flush=True)
+    watch_documents(assistant, run, run_first=True)
     return 0
 
 
@@ -123,7 +144,7 @@ def _print_stats(stats) -> None:
     print(
         f"Indexed {stats.chunks} chunks from {stats.added + stats.updated + stats.unchanged} files in {stats.seconds:.1f}s: "
         f"{stats.added} added, {stats.updated} updated, {stats.deleted} deleted, {stats.unchanged} unchanged, "
-        f"{stats.failed} failed; {stats.embedded} chunks embedded, {stats.chunks_deleted} removed."
+        f"{stats.failed} failed; {stats.embedded} chunks embedded, {stats.chunks_deleted} removed.", flush=True
     )
     for error in stats.errors:
         print(f"  skipped {error.source}: {error.reason}", file=sys.stderr)
@@ -153,7 +174,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from tpdqa.ui import serve
 
-    serve(_assistant(args), host=args.host, port=args.port)
+    serve(_assistant(args), host=args.host, port=args.port, watch=args.watch)
     return 0
 
 
@@ -196,15 +217,19 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "verbose", False):
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
         logging.getLogger("tpdqa").setLevel(logging.DEBUG)
-    from tpdqa.assistant import QuestionError
+    import sqlite3
+
+    from tpdqa.assistant import QuestionError, explain
 
     try:
         return {"index": cmd_index, "ask": cmd_ask, "serve": cmd_serve, "eval": cmd_eval}[args.command](args)
     except QuestionError as exc:
         print(f"tpdqa: {exc}", file=sys.stderr)
         return 2
-    except (FileNotFoundError, ValueError, RuntimeError) as exc:
-        print(f"tpdqa: error: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        return 130
+    except (FileNotFoundError, ValueError, RuntimeError, sqlite3.DatabaseError) as exc:
+        print(f"tpdqa: error: {explain(exc, getattr(args, 'index_dir', None) or 'index')}", file=sys.stderr)
         return 1
 
 

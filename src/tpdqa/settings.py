@@ -62,6 +62,8 @@ class Settings(BaseSettings):
     llm_context_tokens: int = Field(4096, ge=512, description="The model's context window: passages are trimmed to fit.")
     llm_timeout: float = Field(120.0, description="Seconds to wait for the LLM server.")
     max_upload_mb: int = Field(20, ge=1, description="Largest document accepted by the chat's upload, in MB.")
+    lock_timeout: float = Field(600.0, ge=0, description=(
+        "Seconds an indexing run waits for another process's run on the same index before it gives up."))
     concurrency: int = Field(4, ge=1, description=(
         "Questions the chat and /ask answer at once (more wait in Gradio's queue); see docs/evaluation.md."))
 

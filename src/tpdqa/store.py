@@ -8,7 +8,16 @@ What lives there:
   namespace per collection and one for the BM25 index, plus the file manifest;
 - ``bm25.sqlite``: the lexical index (:mod:`tpdqa.lexical`);
 - ``sentences.sqlite``: each chunk's quotable sentences and their vectors, and word
-  vectors, for the answerer (:mod:`tpdqa.sentences`).
+  vectors, for the answerer (:mod:`tpdqa.sentences`);
+- ``write.lock``: held by the one process that indexes (CLI, chat, a second server);
+  another waits for it (``lock_timeout``) instead of writing beside it.
+
+Several processes may read one index while one writes it. The SQLite files are shared
+as they are; Chroma's local client keeps its vector index in memory and does not see
+another process's writes, so each sync ends by writing a new *generation* and a reader
+that finds a generation it did not write reopens its Chroma client before its next
+search (:meth:`Store.refresh`). A store whose files were deleted under it reports
+:meth:`Store.lost`; the :class:`~tpdqa.assistant.Assistant` then rebuilds it.
 
 A sync reads the folder, chunks it and hands the chunks to LangChain's
 ``langchain_core.indexing.index`` once per destination: a file whose bytes were fully
@@ -29,9 +38,13 @@ their record, so a killed run leaves chunks that the next run finds and complete
 from __future__ import annotations
 
 import json
+import logging
+import os
+import shutil
 import sqlite3
 import threading
 import time
+import uuid
 import warnings
 from collections import Counter
 from collections.abc import Callable
@@ -41,6 +54,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
+from filelock import FileLock, Timeout
 from langchain_core.documents import Document
 
 from tpdqa.embeddings import collection_name, get_embeddings
@@ -49,8 +63,18 @@ from tpdqa.lexical import LexicalIndex
 from tpdqa.sentences import SentenceIndex
 from tpdqa.settings import USE_MODEL, Settings
 
+log = logging.getLogger(__name__)
+
 # (stage, done, total): "embedding <model>", "bm25", ... ; used by the CLI's and UI's progress bars.
 Progress = Callable[[str, int, int], None]
+# The stage reported (with total 0) while another process holds the index's write lock.
+WAITING = "waiting for another process to finish indexing"
+# The files of an index this module owns: what a rebuild removes (documents are the source of truth).
+INDEX_FILES = ("records.sqlite", "bm25.sqlite", "sentences.sqlite")
+
+
+class IndexBusyError(RuntimeError):
+    """Another process kept the index's write lock past ``lock_timeout``."""
 
 
 @dataclass
@@ -93,16 +117,21 @@ class Store:
         self._records: dict[str, Any] = {}
         self._lock = threading.RLock()  # short: lazy clients, the manifest connection
         self._sync_lock = threading.Lock()  # long: one sync at a time; questions are not blocked by it
+        self._searches = _SharedLock()  # searches share Chroma's client; reopening it waits for them
         self._refreshed = float("-inf")
         self.lexical = LexicalIndex.open(self.index_dir / "bm25.sqlite")
         self.sentences = SentenceIndex.open(self.index_dir / "sentences.sqlite", get_embeddings(USE_MODEL))
-        self._manifest = sqlite3.connect(str(self.index_dir / "records.sqlite"), check_same_thread=False)
+        self._manifest = sqlite3.connect(str(self.index_dir / "records.sqlite"), check_same_thread=False,
+                                         timeout=30)
         with self._manifest:
             self._manifest.execute(
                 "CREATE TABLE IF NOT EXISTS tpdqa_files (source TEXT PRIMARY KEY, sha256 TEXT, chunks INTEGER, "
                 "indexed_at REAL, done INTEGER)"
             )
             self._manifest.execute("CREATE TABLE IF NOT EXISTS tpdqa_meta (key TEXT PRIMARY KEY, value TEXT)")
+            self._manifest.execute("CREATE TABLE IF NOT EXISTS tpdqa_failed (source TEXT PRIMARY KEY, reason TEXT)")
+        self._generation = self._meta("generation")
+        self._identity = {name: _identity(self.index_dir / name) for name in INDEX_FILES}
 
     # -- destinations ------------------------------------------------------------------
     @property
@@ -128,6 +157,7 @@ class Store:
                 )
             else:
                 self._client = chromadb.PersistentClient(path=str(self.index_dir / "chroma"), settings=chroma_settings)
+                self._identity["chroma/chroma.sqlite3"] = _identity(self.index_dir / "chroma" / "chroma.sqlite3")
         return self._client
 
     def dense(self, model: str):
@@ -172,9 +202,36 @@ class Store:
 
     # -- sync --------------------------------------------------------------------------
     def sync(self, progress: Progress | None = None) -> IndexStats:
-        """Bring every index up to date with the documents folder (see module doc)."""
-        with self._sync_lock:
-            return self._sync(progress)
+        """Bring every index up to date with the documents folder (see module doc).
+
+        One process writes at a time: while another holds ``write.lock``, this one reports
+        :data:`WAITING` and waits up to ``lock_timeout`` seconds, then raises :class:`IndexBusyError`.
+        """
+        with self._sync_lock, self._write_lock(progress):
+            self.refresh()  # what another process wrote before us, seen through a current client
+            stats = self._sync(progress)
+            return stats
+
+    @contextmanager
+    def _write_lock(self, progress: Progress | None):
+        lock = FileLock(self.index_dir / "write.lock")
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            log.warning("%s: another process is indexing %s; waiting for it", WAITING, self.index_dir)
+            if progress is not None:
+                progress(WAITING, 0, 0)
+            try:
+                lock.acquire(timeout=self.settings.lock_timeout)
+            except Timeout:
+                raise IndexBusyError(
+                    f"Another process has been indexing {self.index_dir} for over {self.settings.lock_timeout:.0f} s "
+                    f"(it holds {lock.lock_file}): let it finish or stop it, then index again "
+                    "(or raise TPDQA_LOCK_TIMEOUT).") from None
+        try:
+            yield
+        finally:
+            lock.release()
 
     def _sync(self, progress: Progress | None) -> IndexStats:
         from langchain_core.indexing import index
@@ -203,7 +260,10 @@ class Store:
             else:
                 stats.unchanged += 1
         stats.deleted = len(gone)
+        failures_changed = self._write_failures(loaded.errors)
         if not loaded.sources and not gone and not interrupted and same_setup:
+            if failures_changed:
+                self._new_generation()
             stats.seconds = time.perf_counter() - started
             return stats  # nothing changed: no record, model or Chroma call
 
@@ -248,6 +308,7 @@ class Store:
             )
             self._manifest.executemany("DELETE FROM tpdqa_files WHERE source = ?", [(s,) for s in gone])
             self._manifest.execute("INSERT OR REPLACE INTO tpdqa_meta VALUES ('signature', ?)", (signature,))
+        self._new_generation()
         stats.seconds = time.perf_counter() - started
         return stats
 
@@ -255,6 +316,22 @@ class Store:
         with self._lock:
             row = self._manifest.execute("SELECT value FROM tpdqa_meta WHERE key = ?", (key,)).fetchone()
         return row[0] if row else None
+
+    def _new_generation(self) -> None:
+        """Tell other processes that the index changed (they reopen their Chroma client)."""
+        with self._lock, self._manifest:
+            self._generation = uuid.uuid4().hex
+            self._manifest.execute("INSERT OR REPLACE INTO tpdqa_meta VALUES ('generation', ?)", (self._generation,))
+
+    def _write_failures(self, errors: list[FileError]) -> bool:
+        """Files that could not be indexed, with their reason, for every process to list."""
+        current = {(e.source, e.reason) for e in errors}
+        with self._lock, self._manifest:
+            if set(self._manifest.execute("SELECT source, reason FROM tpdqa_failed").fetchall()) == current:
+                return False
+            self._manifest.execute("DELETE FROM tpdqa_failed")
+            self._manifest.executemany("INSERT OR REPLACE INTO tpdqa_failed VALUES (?, ?)", sorted(current))
+        return True
 
     def _delete_sources(self, records, destination, sources: list[str]) -> None:
         if not sources:
@@ -274,6 +351,41 @@ class Store:
         orphans = sorted(stored - recorded)
         if orphans:
             destination.delete(ids=orphans)
+
+    # -- other processes ---------------------------------------------------------------
+    @property
+    def generation(self) -> str | None:
+        """Changes whenever a sync (from any process) changed the index."""
+        return self._meta("generation")
+
+    def refresh(self) -> bool:
+        """Reopen Chroma's local client if another process changed the index since this one
+        last looked (its in-memory vector index would miss the new chunks); True if it did."""
+        current = self.generation
+        with self._lock:
+            if current == self._generation:
+                return False
+        with self._searches.exclusive(), self._lock:
+            self._generation = current
+            if self._client is None or self.settings.chroma_url:
+                return False  # a server always answers with its current state
+            client, self._client, self._dense = self._client, None, {}
+            client.close()
+        log.info("index %s changed in another process: Chroma client reopened", self.index_dir)
+        return True
+
+    def lost(self) -> bool:
+        """True if a file of this index was deleted or replaced since it was opened."""
+        return any(_identity(self.index_dir / name) != ident for name, ident in list(self._identity.items()))
+
+    def discard(self) -> None:
+        """Close the store and delete what is left of its files (a rebuild starts from the documents)."""
+        self.close()
+        for name in INDEX_FILES:
+            for suffix in ("", "-journal", "-wal", "-shm"):
+                (self.index_dir / f"{name}{suffix}").unlink(missing_ok=True)
+        if not self.settings.chroma_url:
+            shutil.rmtree(self.index_dir / "chroma", ignore_errors=True)
 
     # -- replicas ----------------------------------------------------------------------
     def refresh_from_server(self, every: float = 2.0) -> int:
@@ -311,6 +423,19 @@ class Store:
             rows = self._manifest.execute(query + " ORDER BY source").fetchall()
         return [FileRecord(*row[:4], done=bool(row[4])) for row in rows]
 
+    def failures(self) -> list[FileError]:
+        """Files the last sync (of any process) could not index, with the reason."""
+        with self._lock:
+            rows = self._manifest.execute("SELECT source, reason FROM tpdqa_failed ORDER BY source").fetchall()
+        return [FileError(*row) for row in rows]
+
+    def counts(self) -> tuple[int, int]:
+        """(documents, passages) indexed."""
+        with self._lock:
+            files, chunks = self._manifest.execute(
+                "SELECT COUNT(*), COALESCE(SUM(chunks), 0) FROM tpdqa_files WHERE done = 1").fetchone()
+        return files, chunks
+
     def is_empty(self) -> bool:
         # Asked before every question: one row, not the whole manifest (100 ms at 100k files).
         with self._lock:
@@ -324,11 +449,12 @@ class Store:
         return self.dense_search_by_vector(model, self.embed_query(model, query), k)
 
     def dense_search_by_vector(self, model: str, vector: list[float], k: int) -> list[tuple[Document, float]]:
-        store = self.dense(model)
-        size = store._collection.count()  # one call: on a server each is a request
-        if size == 0:
-            return []
-        hits = store.similarity_search_by_vector_with_relevance_scores(vector, k=min(k, size))
+        with self._searches.shared():
+            store = self.dense(model)
+            size = store._collection.count()  # one call: on a server each is a request
+            if size == 0:
+                return []
+            hits = store.similarity_search_by_vector_with_relevance_scores(vector, k=min(k, size))
         return [(doc, 1.0 - float(distance)) for doc, distance in hits]
 
     def models_loaded(self) -> list[str]:
@@ -338,6 +464,53 @@ class Store:
         self.lexical.close()
         self.sentences.close()
         self._manifest.close()
+        for manager in self._records.values():
+            manager.engine.dispose()
+        if self._client is not None and not self.settings.chroma_url:
+            self._client.close()
+        self._client, self._dense, self._records = None, {}, {}
+
+
+def _identity(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+class _SharedLock:
+    """Many holders at once, or one exclusive holder: searches share Chroma's client, and
+    closing it must wait for them (the standard library has no readers-writer lock)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._shared = 0
+        self._exclusive = False
+
+    @contextmanager
+    def shared(self):
+        with self._cond:
+            self._cond.wait_for(lambda: not self._exclusive)
+            self._shared += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._shared -= 1
+                self._cond.notify_all()
+
+    @contextmanager
+    def exclusive(self):
+        with self._cond:
+            self._cond.wait_for(lambda: not self._exclusive and not self._shared)
+            self._exclusive = True
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._exclusive = False
+                self._cond.notify_all()
 
 
 @contextmanager
