@@ -86,7 +86,7 @@ def free_port() -> int:
 
 @contextmanager
 def serving(command: list[str], ready_url: str, *, timeout: float, log: Path, cwd: Path | None = None,
-            env: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
+            env: dict[str, str] | None = None, headers: dict[str, str] | None = None) -> Iterator[subprocess.Popen]:
     """Run a real server process until the block ends, once ``ready_url`` answers 200."""
     import httpx
 
@@ -96,7 +96,7 @@ def serving(command: list[str], ready_url: str, *, timeout: float, log: Path, cw
         deadline = time.monotonic() + timeout
         while True:
             try:
-                if httpx.get(ready_url, timeout=2).status_code == 200:
+                if httpx.get(ready_url, timeout=2, headers=headers).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
@@ -112,8 +112,8 @@ def serving(command: list[str], ready_url: str, *, timeout: float, log: Path, cw
             proc.kill()
 
 
-def run_tpdqa(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: int = 600):
+def run_tpdqa(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: int = 600, input: str | None = None):
     return subprocess.run(
-        [sys.executable, "-m", "tpdqa.cli", *args],
+        [sys.executable, "-m", "tpdqa.cli", *args], input=input,
         cwd=cwd, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=timeout,
     )

@@ -68,3 +68,15 @@ def test_an_unreadable_index_is_one_line_saying_what_to_do(corpus_dir, tmp_path)
     assert result.returncode == 1
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert "cannot be read" in result.stderr and "delete index" in result.stderr
+
+
+def test_ask_in_one_collection(corpus_dir, tmp_path):
+    (corpus_dir / "sales").mkdir()
+    (corpus_dir / "sales" / "offer.txt").write_text(
+        "The sales team chose the discount code LAVENDER-42 for the spring offer.\n", encoding="utf-8")
+    question = "What is the discount code of the spring offer?"
+    outside = run_tpdqa("ask", question, "--collection", "default", "--json", cwd=tmp_path)
+    inside = run_tpdqa("ask", question, "--collection", "sales", "--json", cwd=tmp_path)
+    assert json.loads(outside.stdout)["refused"] is True
+    answer = json.loads(inside.stdout)
+    assert answer["refused"] is False and answer["citations"][0]["source"] == "sales/offer.txt"

@@ -205,3 +205,39 @@ def test_a_second_writer_waits_for_the_write_lock_then_says_why_it_gave_up(corpu
     finally:
         holder.kill()
     assert qa.index().added == 1  # once the other process is gone
+
+
+def test_collections_filter_inside_every_search_and_old_indexes_get_labelled(corpus_dir, tmp_path):
+    (corpus_dir / "sales").mkdir()
+    (corpus_dir / "legal").mkdir()
+    (corpus_dir / "sales" / "offer.txt").write_text(
+        "The sales team chose the discount code LAVENDER-42 for the spring offer.\n", encoding="utf-8")
+    (corpus_dir / "legal" / "contract.txt").write_text(
+        "The legal department renewed the lease of the Lyon office until 2031.\n", encoding="utf-8")
+    question = "What is the discount code of the spring offer?"
+    qa = Assistant(documents_dir=corpus_dir, index_dir=tmp_path / "index")
+    qa.index()
+    assert qa.collections() == ["default", "legal", "sales"]
+    lists = qa.retriever.ranked_lists(question, "en", collections=["legal", "default"])
+    assert all(doc.metadata["source"].split("/")[0] in ("legal", "tpd-asie-2025.txt")
+               for hits in lists.values() for doc, _ in hits)
+    assert all(lists[model] for model in qa.settings.embedding_models)  # filtered, not emptied
+    elsewhere = qa.ask(question, collections=["legal"])
+    assert elsewhere.refused and {r.source for r in elsewhere.retrieved} <= {"legal/contract.txt"}
+    own = qa.ask(question, collections=["sales"])
+    assert not own.refused and own.citations[0].source == "sales/offer.txt"
+    assert not qa.ask(question).refused  # None: every collection
+
+    # an index from before collections: its chunks are labelled on the next sync, nothing re-embedded
+    for model in qa.settings.embedding_models:
+        collection = qa.store.dense(model)._collection
+        got = collection.get(include=["metadatas"])
+        collection.update(ids=got["ids"], metadatas=[{**m, "collection": None} for m in got["metadatas"]])
+        assert all("collection" not in m for m in collection.get(include=["metadatas"])["metadatas"])
+    with qa.store._manifest:
+        qa.store._manifest.execute("DELETE FROM tpdqa_meta WHERE key = 'collections'")
+    qa.store.close()
+    again = Assistant(documents_dir=corpus_dir, index_dir=tmp_path / "index")
+    assert again.index().embedded == 0
+    answer = again.ask(question, collections=["sales"])
+    assert not answer.refused and answer.citations[0].source == "sales/offer.txt"

@@ -25,7 +25,7 @@ from tpdqa.embeddings import get_embeddings
 from tpdqa.generate import GenerativeAnswerer, chat_model
 from tpdqa.retrieval import HybridRetriever
 from tpdqa.settings import USE_MODEL, Settings
-from tpdqa.ingest import SUPPORTED_SUFFIXES
+from tpdqa.ingest import DEFAULT_COLLECTION, SUPPORTED_SUFFIXES
 from tpdqa.store import FileRecord, IndexBusyError, IndexStats, Progress, Store
 
 log = logging.getLogger(__name__)
@@ -111,16 +111,19 @@ class Assistant:
         return self.store
 
     def ask(self, question: str, history: list[Any] | None = None, llm: str | None = None,
-            timings: dict[str, float] | None = None) -> Answer:
+            timings: dict[str, float] | None = None, collections: list[str] | None = None) -> Answer:
         """Answer ``question`` from the documents, with citations, or refuse.
 
         ``history`` is the conversation so far: ``[{"role": "user"|"assistant", "content": ...}]``
         (Gradio's messages format) or ``[(user, assistant), ...]`` pairs. ``timings``, if
         given, receives the seconds of each stage (embed/search per model, bm25, fusion, answer).
+        ``collections`` limits the answer to documents of those collections (top-level
+        folders of the documents folder; ``default`` for files at its top level); None: all.
         """
         question = self._ready(question)
         chain = build_chain(self.retriever, self.answerer_for(llm or self.settings.llm))
-        return chain.invoke({"question": question, "history": history or [], "timings": timings})
+        return chain.invoke({"question": question, "history": history or [], "timings": timings,
+                             "collections": collections})
 
     def add_document(self, name: str, data: bytes, if_exists: str = "error") -> str:
         """Write an uploaded file into the documents folder (``index()`` makes it answerable);
@@ -169,12 +172,23 @@ class Assistant:
         """The indexed documents: source, sha256, chunks, indexed_at (epoch seconds)."""
         return self.current_store().files()
 
-    def stream(self, question: str, history: list[Any] | None = None, llm: str | None = None
-               ) -> Iterator[str | Answer]:
+    def stream(self, question: str, history: list[Any] | None = None, llm: str | None = None,
+               collections: list[str] | None = None) -> Iterator[str | Answer]:
         """Like :meth:`ask`, yielding the answer's text as it comes, then the checked Answer."""
         question = self._ready(question)
         answerer = self.answerer_for(llm or self.settings.llm)
-        yield from stream_chain(self.retriever, answerer, {"question": question, "history": history or []})
+        yield from stream_chain(self.retriever, answerer,
+                                {"question": question, "history": history or [], "collections": collections})
+
+    def collections(self) -> list[str]:
+        """The collections of the documents folder: ``default`` (files at its top level) and
+        each top-level folder that is not hidden."""
+        folder = Path(self.settings.documents_dir)
+        if not folder.is_dir():
+            return []
+        names = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+        top = any(p.is_file() and not p.name.startswith(".") for p in folder.iterdir())
+        return ([DEFAULT_COLLECTION] if top or not names else []) + names
 
     def _ready(self, question: Any) -> str:
         """The checked question, with an index to answer from (built on first use)."""

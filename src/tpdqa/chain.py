@@ -78,9 +78,11 @@ def prepare(inputs: dict[str, Any], answerer: Any) -> dict[str, Any]:
 
 
 def build_chain(retriever: Runnable, answerer: Any) -> Runnable:
-    """``{question, history[, timings]}`` -> Answer; a ``timings`` dict gets each stage's seconds."""
+    """``{question, history[, timings, collections]}`` -> Answer; a ``timings`` dict gets each
+    stage's seconds; ``collections`` (None: all) limits retrieval."""
     def retrieve(inputs: dict[str, Any]):
-        return retriever.invoke(inputs["query"], lang=inputs["lang"], timings=inputs.get("timings"))
+        return retriever.invoke(inputs["query"], lang=inputs["lang"], timings=inputs.get("timings"),
+                                collections=inputs.get("collections"))
 
     def answer(inputs: dict[str, Any]):
         with timed(inputs.get("timings"), "answer"):
@@ -97,6 +99,6 @@ def build_chain(retriever: Runnable, answerer: Any) -> Runnable:
 def stream_chain(retriever: Runnable, answerer: Any, inputs: dict[str, Any]) -> Iterator[Any]:
     """The same steps as :func:`build_chain`, yielding text pieces, then the Answer."""
     prepared = prepare(inputs, answerer)
-    docs = retriever.invoke(prepared["query"], lang=prepared["lang"])
+    docs = retriever.invoke(prepared["query"], lang=prepared["lang"], collections=prepared.get("collections"))
     for item in answerer.stream(prepared["query"], prepared["lang"], docs):
         yield item.model_copy(update={"question": inputs["question"]}) if hasattr(item, "model_copy") else item

@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_ask.add_argument("question", help="the question, in French or English")
     _common(p_ask)
     p_ask.add_argument("--json", action="store_true", help="print the whole Answer as JSON")
+    p_ask.add_argument("--collection", dest="collections", action="append",
+                       help="answer from this collection only (a top-level folder of documents/, or 'default'); "
+                            "repeat for several")
 
     p_serve = sub.add_parser("serve", help="start the chat web UI (indexes the documents first, in the page)",
                              description="Serve the chat: brings the index up to date, then answers in the browser.",
@@ -60,6 +63,25 @@ def build_parser() -> argparse.ArgumentParser:
     p_serve.add_argument("--watch", action="store_true",
                          help="re-index when files in the documents folder are added, changed or removed "
                               "(progress in the page's header)")
+    p_serve.add_argument("--users", dest="users_file", type=Path,
+                         help="users file (tpdqa user add): sign-in, roles and collections; without it the "
+                              "server binds 127.0.0.1 only")
+    p_serve.add_argument("--insecure", action="store_true",
+                         help="allow --host other than 127.0.0.1 without a users file (anyone is admin)")
+
+    p_user = sub.add_parser("user", help="manage the users of `tpdqa serve --users FILE`",
+                            description="Add, remove or list the users who may sign in. Passwords are asked "
+                                        "without echo (or read from stdin's first line) and stored as argon2 hashes.",
+                            epilog=EPILOG)
+    p_user.add_argument("action", choices=["add", "remove", "list"])
+    p_user.add_argument("name", nargs="?", help="user name (add, remove)")
+    p_user.add_argument("--users", dest="users_file", type=Path, help="users file (default: setting users_file, "
+                                                                        "else ./users.toml)")
+    p_user.add_argument("--role", choices=["reader", "admin"], default="reader",
+                        help="reader: asks; admin: also uploads, deletes, re-indexes (default reader)")
+    p_user.add_argument("--collections", default="",
+                        help="comma-separated collections the user may read: top-level folders of documents/, "
+                             "'default' for its top-level files, '*' for all (admins default to '*')")
     _common(p_serve)
 
     p_eval = sub.add_parser(
@@ -88,7 +110,7 @@ def _assistant(args: argparse.Namespace):
     from tpdqa import Assistant
 
     overrides: dict[str, Any] = {}
-    for name in ("documents_dir", "index_dir", "chroma_url", "embedding_models", "llm", "llm_base_url"):
+    for name in ("documents_dir", "index_dir", "chroma_url", "embedding_models", "llm", "llm_base_url", "users_file"):
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = value
@@ -140,11 +162,12 @@ def cmd_index(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_stats(stats) -> None:
+def _print_stats(stats, file=None) -> None:
     print(
         f"Indexed {stats.chunks} chunks from {stats.added + stats.updated + stats.unchanged} files in {stats.seconds:.1f}s: "
         f"{stats.added} added, {stats.updated} updated, {stats.deleted} deleted, {stats.unchanged} unchanged, "
-        f"{stats.failed} failed; {stats.embedded} chunks embedded, {stats.chunks_deleted} removed.", flush=True
+        f"{stats.failed} failed; {stats.embedded} chunks embedded, {stats.chunks_deleted} removed.", flush=True,
+        file=file or sys.stdout,
     )
     for error in stats.errors:
         print(f"  skipped {error.source}: {error.reason}", file=sys.stderr)
@@ -154,8 +177,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
     assistant = _assistant(args)
     if assistant.store.is_empty():
         print("No index yet: indexing the documents first.", file=sys.stderr)
-        _print_stats(assistant.index(progress=_tqdm_progress()))
-    answer = assistant.ask(args.question)
+        _print_stats(assistant.index(progress=_tqdm_progress()), file=sys.stderr)  # stdout: the answer only
+    answer = assistant.ask(args.question, collections=args.collections)
     if args.json:
         print(answer.model_dump_json(indent=2))
         return 0
@@ -174,7 +197,39 @@ def cmd_ask(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from tpdqa.ui import serve
 
-    serve(_assistant(args), host=args.host, port=args.port, watch=args.watch)
+    serve(_assistant(args), host=args.host, port=args.port, watch=args.watch, insecure=args.insecure)
+    return 0
+
+
+def cmd_user(args: argparse.Namespace) -> int:
+    import getpass
+
+    from tpdqa.settings import Settings
+    from tpdqa.users import Users
+
+    users = Users(args.users_file or Settings().users_file or Path("users.toml"))
+    if args.action == "list":
+        for name in users.names():
+            user = users.get(name)
+            print(f"{name}\t{user.role}\t{','.join(user.collections)}")
+        return 0
+    if not args.name:
+        raise ValueError(f"tpdqa user {args.action} needs a NAME.")
+    if args.action == "remove":
+        if not users.remove(args.name):
+            raise ValueError(f"No user {args.name!r} in {users.path}.")
+        print(f"removed {args.name} from {users.path}")
+        return 0
+    if sys.stdin.isatty():
+        password = getpass.getpass(f"Password for {args.name}: ")
+        if getpass.getpass("Again: ") != password:
+            raise ValueError("The two passwords differ; nothing written.")
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+    collections = [c.strip() for c in args.collections.split(",") if c.strip()]
+    users.add(args.name, password, role=args.role, collections=collections)
+    print(f"{args.name} ({args.role}; collections: {', '.join(users.get(args.name).collections) or 'none'}) "
+          f"written to {users.path}")
     return 0
 
 
@@ -222,7 +277,8 @@ def main(argv: list[str] | None = None) -> int:
     from tpdqa.assistant import QuestionError, explain
 
     try:
-        return {"index": cmd_index, "ask": cmd_ask, "serve": cmd_serve, "eval": cmd_eval}[args.command](args)
+        commands = {"index": cmd_index, "ask": cmd_ask, "serve": cmd_serve, "eval": cmd_eval, "user": cmd_user}
+        return commands[args.command](args)
     except QuestionError as exc:
         print(f"tpdqa: {exc}", file=sys.stderr)
         return 2

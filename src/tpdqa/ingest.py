@@ -1,8 +1,8 @@
 """Files -> Documents -> chunks with stable ids.
 
 Each supported file becomes one Document per page (PDF) or one per file, with
-metadata ``source`` (path relative to the documents folder), ``title``, ``page``
-(PDF only) and ``lang``. A file that cannot be used is reported as a
+metadata ``source`` (path relative to the documents folder), ``collection`` (its
+top-level folder, or ``default``), ``title``, ``page`` (PDF only) and ``lang``. A file that cannot be used is reported as a
 :class:`FileError` and skipped; the others go on.
 
     >>> from tpdqa.ingest import load_folder, chunk_documents
@@ -110,6 +110,15 @@ class Section:
 SECTION_SEP = " › "
 
 
+DEFAULT_COLLECTION = "default"
+
+
+def collection_of(source: str) -> str:
+    """A document's collection: the top-level folder it is in, or ``default`` at the top level."""
+    head, sep, _ = source.partition("/")
+    return head if sep else DEFAULT_COLLECTION
+
+
 def load_bytes(data: bytes, source: str) -> list[Document]:
     """Documents of one file's bytes, one per section (and page); raises :class:`UnusableFile`.
 
@@ -131,7 +140,8 @@ def load_bytes(data: bytes, source: str) -> list[Document]:
     default_title = Path(source).stem.replace("_", " ").replace("-", " ")
     docs = []
     for s in sections:
-        metadata: dict[str, Any] = {"source": source, "title": title or default_title, "lang": lang,
+        metadata: dict[str, Any] = {"source": source, "collection": collection_of(source),
+                                    "title": title or default_title, "lang": lang,
                                     "section": SECTION_SEP.join(h for h in s.headings if h)}
         if s.page is not None:
             metadata["page"] = s.page

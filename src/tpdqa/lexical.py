@@ -31,6 +31,7 @@ from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from pydantic import ConfigDict, PrivateAttr
 
+from tpdqa.ingest import DEFAULT_COLLECTION
 from tpdqa.language import LANGUAGES, analyze, guess_lang
 
 with warnings.catch_warnings():
@@ -46,6 +47,20 @@ CREATE VIRTUAL TABLE IF NOT EXISTS chunks USING fts5(
 
 
 _INSERT = "INSERT INTO chunks (rowid, terms, id, source, text, metadata) VALUES (?, ?, ?, ?, ?, ?)"
+
+
+def _in_collections(collections: Sequence[str] | None) -> tuple[str, list[str]]:
+    """SQL for "the chunk's file is in one of these collections", on the source column."""
+    if collections is None:
+        return "", []
+    tests, params = [], []
+    for name in collections:
+        if name == DEFAULT_COLLECTION:
+            tests.append("instr(source, '/') = 0")
+        else:
+            tests.append("substr(source, 1, ?) = ?")
+            params += [len(name) + 1, name + "/"]
+    return f" AND ({' OR '.join(tests)})", params
 
 
 def row_key(chunk_id: str) -> int:
@@ -122,20 +137,24 @@ class LexicalIndex(DocumentIndex):
         return [doc for doc, _ in self.search(query, k=kwargs.get("k", self.k))]
 
     # -- tpdqa -----------------------------------------------------------------------------
-    def search(self, query: str, k: int = 10, lang: str | None = None) -> list[tuple[Document, float]]:
+    def search(self, query: str, k: int = 10, lang: str | None = None,
+               collections: Sequence[str] | None = None) -> list[tuple[Document, float]]:
         """Best ``k`` chunks by BM25 (higher is better). The query is stemmed in its own
-        language and in the other supported ones, so cognates across languages match."""
+        language and in the other supported ones, so cognates across languages match.
+        ``collections`` (top-level folders; ``default`` for top-level files) limits the
+        search itself: other chunks are never ranked."""
         lang = lang or guess_lang(query)
         langs = (lang, *[other for other in LANGUAGES if other != lang])
         terms = list(dict.fromkeys(analyze(query, langs)))
-        if not terms:
+        if not terms or (collections is not None and not collections):
             return []
         match = " OR ".join('"' + t.replace('"', "") + '"' for t in terms)
+        where, params = _in_collections(collections)
         with self._lock:
             rows = self._conn.execute(
-                "SELECT id, text, metadata, -bm25(chunks) AS score FROM chunks WHERE chunks MATCH ? "
+                f"SELECT id, text, metadata, -bm25(chunks) AS score FROM chunks WHERE chunks MATCH ?{where} "
                 "ORDER BY bm25(chunks) LIMIT ?",
-                (f"terms : ({match})", k),
+                (f"terms : ({match})", *params, k),
             ).fetchall()
         return [(Document(id=r[0], page_content=r[1], metadata=json.loads(r[2])), float(r[3])) for r in rows]
 

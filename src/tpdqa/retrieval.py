@@ -74,26 +74,27 @@ class HybridRetriever(BaseRetriever):
     ) -> list[Document]:
         query_lang = kwargs.get("lang") or guess_lang(query)
         timings = kwargs.get("timings")
-        lists = self.ranked_lists(query, query_lang, timings)
+        lists = self.ranked_lists(query, query_lang, timings, kwargs.get("collections"))
         with timed(timings, "fusion"):
             return fuse(lists, query_lang)[: kwargs.get("k", self.k)]
 
-    def ranked_lists(self, query: str, query_lang: str, timings: dict[str, float] | None = None
-                     ) -> dict[str, list[tuple[Document, float]]]:
+    def ranked_lists(self, query: str, query_lang: str, timings: dict[str, float] | None = None,
+                     collections: list[str] | None = None) -> dict[str, list[tuple[Document, float]]]:
         """Every list before fusion: each dense model's, then BM25's (``fetch_k`` hits each).
 
         ``timings``, if given, receives the seconds of each stage: ``embed MODEL``,
-        ``search MODEL``, ``bm25``."""
+        ``search MODEL``, ``bm25``. ``collections`` (None: all) filters inside each search,
+        so a chunk of another collection never enters the fusion."""
         def dense(model: str) -> list[tuple[Document, float]]:
             with timed(timings, f"embed {model}"):
                 vector = self.store.embed_query(model, query)
             with timed(timings, f"search {model}"):
-                return self.store.dense_search_by_vector(model, vector, self.fetch_k)
+                return self.store.dense_search_by_vector(model, vector, self.fetch_k, collections)
 
         # The encoders and Chroma release the GIL: the lists are built side by side.
         futures = {model: _POOL.submit(dense, model) for model in self.models}
         with timed(timings, "bm25"):
-            bm25 = self.store.lexical.search(query, k=self.fetch_k, lang=query_lang)
+            bm25 = self.store.lexical.search(query, k=self.fetch_k, lang=query_lang, collections=collections)
         lists = {model: future.result() for model, future in futures.items()}
         lists[BM25] = bm25
         return lists

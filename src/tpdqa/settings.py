@@ -64,6 +64,13 @@ class Settings(BaseSettings):
     max_upload_mb: int = Field(20, ge=1, description="Largest document accepted by the chat's upload, in MB.")
     lock_timeout: float = Field(600.0, ge=0, description=(
         "Seconds an indexing run waits for another process's run on the same index before it gives up."))
+    users_file: Path | None = Field(None, description=(
+        "TOML file of the users who may sign in to `tpdqa serve` (written by `tpdqa user add`); none: no sign-in, "
+        "and the server only binds 127.0.0.1."))
+    trusted_user_header: str | None = Field(None, description=(
+        "Off by default. Behind a reverse proxy that signs users in: the request header that names the user "
+        "(e.g. X-Forwarded-User); that user's role and collections still come from users_file. Only safe when "
+        "nothing but the proxy can reach the server."))
     concurrency: int = Field(4, ge=1, description=(
         "Questions the chat and /ask answer at once (more wait in Gradio's queue); see docs/evaluation.md."))
 

@@ -58,7 +58,7 @@ from filelock import FileLock, Timeout
 from langchain_core.documents import Document
 
 from tpdqa.embeddings import collection_name, get_embeddings
-from tpdqa.ingest import INGEST_VERSION, FileError, chunk_documents, load_folder
+from tpdqa.ingest import INGEST_VERSION, FileError, chunk_documents, collection_of, load_folder
 from tpdqa.lexical import LexicalIndex
 from tpdqa.sentences import SentenceIndex
 from tpdqa.settings import USE_MODEL, Settings
@@ -209,8 +209,25 @@ class Store:
         """
         with self._sync_lock, self._write_lock(progress):
             self.refresh()  # what another process wrote before us, seen through a current client
-            stats = self._sync(progress)
-            return stats
+            self._label_collections()
+            return self._sync(progress)
+
+    def _label_collections(self) -> None:
+        """Once per index: chunks written before collections existed get their ``collection``
+        metadata (Chroma filters on it), without re-embedding."""
+        if self._meta("collections") == "1":
+            return
+        if self._meta("signature") is not None:  # an index from before: label what it holds
+            for model in self.settings.embedding_models:
+                collection = self.dense(model)._collection
+                for offset in range(0, collection.count(), 1000):
+                    got = collection.get(include=["metadatas"], limit=1000, offset=offset)
+                    todo = [(i, {**(m or {}), "collection": collection_of((m or {}).get("source", ""))})
+                            for i, m in zip(got["ids"], got["metadatas"]) if "collection" not in (m or {})]
+                    if todo:
+                        collection.update(ids=[i for i, _ in todo], metadatas=[m for _, m in todo])
+        with self._lock, self._manifest:
+            self._manifest.execute("INSERT OR REPLACE INTO tpdqa_meta VALUES ('collections', '1')")
 
     @contextmanager
     def _write_lock(self, progress: Progress | None):
@@ -444,17 +461,23 @@ class Store:
     def embed_query(self, model: str, query: str) -> list[float]:
         return get_embeddings(model).embed_query(query)
 
-    def dense_search(self, model: str, query: str, k: int) -> list[tuple[Document, float]]:
+    def dense_search(self, model: str, query: str, k: int, collections: list[str] | None = None
+                     ) -> list[tuple[Document, float]]:
         """Top ``k`` chunks by cosine similarity (1 - Chroma's cosine distance)."""
-        return self.dense_search_by_vector(model, self.embed_query(model, query), k)
+        return self.dense_search_by_vector(model, self.embed_query(model, query), k, collections)
 
-    def dense_search_by_vector(self, model: str, vector: list[float], k: int) -> list[tuple[Document, float]]:
+    def dense_search_by_vector(self, model: str, vector: list[float], k: int, collections: list[str] | None = None
+                               ) -> list[tuple[Document, float]]:
+        """``collections``: only chunks of these collections, filtered inside Chroma's search."""
+        if collections is not None and not collections:
+            return []
+        where = None if collections is None else {"collection": {"$in": list(collections)}}
         with self._searches.shared():
             store = self.dense(model)
             size = store._collection.count()  # one call: on a server each is a request
             if size == 0:
                 return []
-            hits = store.similarity_search_by_vector_with_relevance_scores(vector, k=min(k, size))
+            hits = store.similarity_search_by_vector_with_relevance_scores(vector, k=min(k, size), filter=where)
         return [(doc, 1.0 - float(distance)) for doc, distance in hits]
 
     def models_loaded(self) -> list[str]:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import html
 import logging
 import re
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -28,7 +29,9 @@ import gradio as gr
 
 from tpdqa.answer import Answer
 from tpdqa.assistant import Assistant, DocumentError, DocumentExists, QuestionError, explain
+from tpdqa.conversations import Conversations
 from tpdqa.ingest import SECTION_SEP, SUPPORTED_SUFFIXES, chunk_body
+from tpdqa.users import ALL, LOCAL, User, Users, audit_log, open_audit_log
 
 log = logging.getLogger(__name__)
 
@@ -172,10 +175,39 @@ def documents_table(assistant: Assistant) -> list[list[Any]]:
 
 # -- the app -----------------------------------------------------------------------------
 
-def build_app(assistant: Assistant, indexing: IndexingState | None = None) -> gr.Blocks:
+def build_app(assistant: Assistant, indexing: IndexingState | None = None, users: Users | None = None) -> gr.Blocks:
+    """The app; with ``users``, every handler acts for the signed-in user (roles and
+    collections checked here, on the server, whatever the page sends)."""
     indexing = indexing or IndexingState()
+    conversations = Conversations(Path(assistant.settings.index_dir) / "conversations.sqlite") if users else None
 
-    def respond(message: str, history: list[dict], panels: list[str], llm: str | None = None) -> Iterator[tuple]:
+    def who(request: gr.Request | None) -> User:
+        if users is None:
+            return LOCAL
+        user = users.get(getattr(request, "username", None))
+        if user is None:
+            raise gr.Error("Sign in first (reload the page).")
+        return user
+
+    def admin(request: gr.Request | None, action: str) -> User:
+        user = who(request)
+        if not user.is_admin:
+            audit_log.info("user=%s action=%s result=refused-not-admin", user.name, action)
+            raise gr.Error(f"Only an admin may {action}; {user.name} is a {user.role}.")
+        return user
+
+    def scope(user: User, chosen: list[str] | None, offered: list[str] = ()) -> list[str] | None:
+        """The collections a question reads (None: all): those the user may read, less those
+        left unticked among the ``offered`` ones (a collection made since the page loaded is in)."""
+        allowed = user.may_read(assistant.collections())
+        if chosen is None:
+            return None if ALL in user.collections else allowed
+        return [c for c in allowed if c in chosen or c not in offered]
+
+    def respond(message: str, history: list[dict], panels: list[str], llm: str | None = None,
+                chosen: list[str] | None = None, offered: list[str] | None = None,
+                request: gr.Request = None) -> Iterator[tuple]:
+        user = who(request)
         question = (message or "").strip()
         history = list(history or [])
         try:
@@ -190,7 +222,8 @@ def build_app(assistant: Assistant, indexing: IndexingState | None = None) -> gr
         turn = len(panels) + 1
         text, answer = "", None
         try:
-            for item in assistant.stream(question, history=previous, llm=llm or None):
+            for item in assistant.stream(question, history=previous, llm=llm or None,
+                                         collections=scope(user, chosen, offered or [])):
                 if isinstance(item, Answer):
                     answer = item
                     continue
@@ -205,6 +238,8 @@ def build_app(assistant: Assistant, indexing: IndexingState | None = None) -> gr
         # The checks ran at the end: swap in the final text, whose markers link to passages.
         history[-1] = {"role": "assistant", "content": render_answer(answer, turn)}
         panels = [render_sources(answer, turn), *panels]
+        if conversations is not None:
+            conversations.save(user.name, history, panels)
         yield "", history, panels, _panel(panels)
 
     def pick_example(event: gr.SelectData) -> str:
@@ -222,7 +257,8 @@ def build_app(assistant: Assistant, indexing: IndexingState | None = None) -> gr
         return (rows, gr.Dropdown(choices=names, value=choice if choice in names else None),
                 "\n".join(f"- {line}" for line in notes or []), indexing.markdown(assistant))
 
-    def reindexed(notes: list[str], progress) -> tuple:
+    def reindexed(notes: list[str], progress, user: User) -> tuple:
+        audit_log.info("user=%s action=re-index", user.name)
         try:
             stats = assistant.index(progress=lambda stage, done, total: progress((done, total), desc=stage,
                                                                                   unit="passages"))
@@ -233,11 +269,14 @@ def build_app(assistant: Assistant, indexing: IndexingState | None = None) -> gr
             notes = [*notes, f"Indexing failed: {explain(exc, assistant.settings.index_dir)}"]
         return documents_view(notes)
 
-    def add_files(uploads: list[tuple[str, bytes]], if_exists: str) -> tuple[list[str], list[tuple[str, bytes]]]:
+    def add_files(uploads: list[tuple[str, bytes]], if_exists: str, user: User
+                  ) -> tuple[list[str], list[tuple[str, bytes]]]:
         notes, conflicts = [], []
         for name, data in uploads:
             try:
                 saved = assistant.add_document(name, data, if_exists=if_exists)
+                audit_log.info("user=%s action=upload file=%s bytes=%d mode=%s", user.name, saved, len(data),
+                               if_exists)
                 notes.append(f"added {saved}" if saved == name or if_exists != "keep_both"
                              else f"added {name} as {saved} (kept both)")
             except DocumentExists:
@@ -246,21 +285,28 @@ def build_app(assistant: Assistant, indexing: IndexingState | None = None) -> gr
                 notes.append(f"refused: {exc}")
         return notes, conflicts
 
-    def upload(files: list[Any] | None, progress=gr.Progress()) -> tuple:
+    def upload(files: list[Any] | None, request: gr.Request = None, progress=gr.Progress()) -> tuple:
+        user = admin(request, "upload documents")
         uploads = []
         for file in files or []:
             path = Path(file if isinstance(file, str) else file.name)
             uploads.append((Path(getattr(file, "orig_name", None) or path.name).name, path.read_bytes()))
-        notes, conflicts = add_files(uploads, "error")
-        view = reindexed(notes, progress) if notes else documents_view()
+        notes, conflicts = add_files(uploads, "error", user)
+        view = reindexed(notes, progress, user) if notes else documents_view()
         return (*view, None, *conflict_prompt(conflicts))
 
-    def resolve_upload(pending: list[tuple[str, bytes]], choice: str, progress) -> tuple:
+    def resolve_upload(pending: list[tuple[str, bytes]], choice: str, request: gr.Request | None, progress) -> tuple:
+        user = admin(request, "upload documents")
         if choice == "cancel" or not pending:
             notes = [f"kept the existing {name}; the upload was not saved" for name, _ in pending]
             return (*documents_view(notes), *conflict_prompt([]))
-        notes, _ = add_files(pending, choice)
-        return (*reindexed(notes, progress), *conflict_prompt([]))
+        notes, _ = add_files(pending, choice, user)
+        return (*reindexed(notes, progress, user), *conflict_prompt([]))
+
+    def resolver(how: str):
+        def resolve(pending: list[tuple[str, bytes]], request: gr.Request, progress=gr.Progress()) -> tuple:
+            return resolve_upload(pending, how, request, progress)
+        return resolve
 
     def conflict_prompt(conflicts: list[tuple[str, bytes]]) -> tuple:
         names = ", ".join(name for name, _ in conflicts)
@@ -268,56 +314,74 @@ def build_app(assistant: Assistant, indexing: IndexingState | None = None) -> gr
                 "(the upload gets a new name), or cancel?") if conflicts else ""
         return conflicts, gr.Row(visible=bool(conflicts)), text
 
-    def ask_delete(source: str | None) -> tuple:
+    def ask_delete(source: str | None, request: gr.Request = None) -> tuple:
+        admin(request, "delete documents")
         if not source:
             return None, gr.Row(visible=False), "", "- choose a document to delete"
         return (source, gr.Row(visible=True),
                 f"Delete **{source}** from the documents folder? The file is removed from disk and from the index.",
                 "")
 
-    def confirm_delete(source: str | None, progress=gr.Progress()) -> tuple:
+    def confirm_delete(source: str | None, request: gr.Request = None, progress=gr.Progress()) -> tuple:
+        user = admin(request, "delete documents")
         if not source:
             return (*documents_view(["nothing to delete"]), None, gr.Row(visible=False))
         try:
             assistant.remove_document(source)
+            audit_log.info("user=%s action=delete file=%s", user.name, source)
             notes = [f"deleted {source}"]
         except DocumentError as exc:
             notes = [str(exc)]
-        return (*reindexed(notes, progress), None, gr.Row(visible=False))
+        return (*reindexed(notes, progress, user), None, gr.Row(visible=False))
 
-    def reindex(progress=gr.Progress()) -> tuple:
-        return reindexed([], progress)
+    def reindex(request: gr.Request = None, progress=gr.Progress()) -> tuple:
+        return reindexed([], progress, admin(request, "re-index"))
 
-    def ask_api(question: str, history: list[dict] | None = None) -> dict:
-        """Answer a question from the documents: text, refused, citations (n, source, quote, text)."""
+    def ask_api(question: str, history: list[dict] | None = None, collections: list[str] | None = None,
+                request: gr.Request = None) -> dict:
+        """Answer a question from the documents: text, refused, citations (n, source, quote, text),
+        retrieved (id, source, score of each passage considered). ``collections``: only those
+        (within the signed-in user's)."""
+        user = who(request)
         try:
-            answer = assistant.ask(question, history=history)
+            answer = assistant.ask(question, history=history, collections=scope(user, collections))
         except QuestionError as exc:
             raise gr.Error(str(exc)) from exc
         except Exception as exc:  # noqa: BLE001
             log.exception("/ask failed for %r", question)
             raise gr.Error(explain(exc, assistant.settings.index_dir)) from exc
-        return answer.model_dump(include={"question", "lang", "text", "refused", "support", "citations"})
+        return answer.model_dump(include={"question": True, "lang": True, "text": True, "refused": True,
+                                          "support": True, "citations": True,
+                                          "retrieved": {"__all__": {"id", "source", "score"}}})
 
-    def tick(seen: str | None, choice: str | None) -> tuple:
-        """Header always; the documents table only when the index changed (any process)."""
+    def tick(seen: str | None, choice: str | None, request: gr.Request = None) -> tuple:
+        """Header always; an admin's documents table only when the index changed (any process)."""
         try:
             generation = assistant.current_store().generation
         except Exception:  # noqa: BLE001 - the header says what is wrong
             generation = seen
-        if generation == seen:
-            return indexing.markdown(assistant), gr.skip(), gr.skip(), seen
+        if generation == seen or not who(request).is_admin:
+            return indexing.markdown(assistant), gr.skip(), gr.skip(), generation
         rows, dropdown, _, header = documents_view(choice=choice)
         return header, rows, dropdown, generation
 
-    def load() -> tuple:
-        rows, dropdown, _, header = documents_view(choice=None)
-        return header, rows, dropdown, assistant.current_store().generation
+    def load(request: gr.Request = None) -> tuple:
+        """A page (re)load: the user's own things only."""
+        user = who(request)
+        rows, dropdown, _, header = documents_view(choice=None) if user.is_admin else ([], gr.skip(), "", None)
+        allowed = user.may_read(assistant.collections())
+        history, panels = conversations.load(user.name) if conversations else ([], [])
+        signed = (f"Signed in as **{user.name}** ({user.role}) · [Sign out](/logout)" if users else "")
+        return (header or indexing.markdown(assistant), rows, dropdown, assistant.current_store().generation,
+                gr.Tab(visible=user.is_admin), gr.CheckboxGroup(choices=allowed, value=allowed,
+                                                                 visible=len(allowed) > 1),
+                allowed, history, panels, _panel(panels), signed)
 
     with gr.Blocks(title="tpdqa — questions on your documents") as demo:
         gr.Markdown("## tpdqa — ask your documents\nAnswers quote the documents and cite them; "
                     "when the documents do not hold the answer, it says so.")
         status = gr.Markdown(elem_id="index-status")
+        signed_in = gr.Markdown(elem_id="signed-in")
         seen = gr.State(None)  # the index generation this page shows
         with gr.Tabs():
             with gr.Tab("Chat", id="chat"):
@@ -336,19 +400,22 @@ def build_app(assistant: Assistant, indexing: IndexingState | None = None) -> gr
                     with gr.Column(scale=2):
                         gr.Markdown("### Sources")
                         sources = gr.HTML(NO_SOURCES, elem_id="sources", max_height=620, container=True)
+                picker = gr.CheckboxGroup([], label="Collections", elem_id="collections", visible=False,
+                                          info="answer from these collections only")
+                offered = gr.State([])  # the collections the picker shows
                 with gr.Accordion("Settings", open=False, elem_id="settings"):
                     choices = list(dict.fromkeys(["extractive", assistant.settings.llm]))
                     llm = gr.Dropdown(choices, value=assistant.settings.llm, label="Answerer", elem_id="answerer",
                                       info="extractive quotes the documents; an LLM (TPDQA_LLM) writes answers "
                                            "whose citations are checked")
                 outputs = [box, chatbot, panels, sources]
-                inputs = [box, chatbot, panels, llm]
+                inputs = [box, chatbot, panels, llm, picker, offered]
                 box.submit(respond, inputs, outputs, api_visibility="private")
                 send.click(respond, inputs, outputs, api_visibility="private")
                 chatbot.example_select(pick_example, None, box, api_visibility="private").then(
                     respond, inputs, outputs, api_visibility="private"
                 )
-            with gr.Tab("Documents", id="documents"):
+            with gr.Tab("Documents", id="documents", visible=users is None) as documents_tab:
                 table = gr.Dataframe(headers=["Document", "Status", "Passages", "Indexed at"],
                                      elem_id="documents-table", interactive=False, wrap=True)
                 with gr.Row():
@@ -356,7 +423,9 @@ def build_app(assistant: Assistant, indexing: IndexingState | None = None) -> gr
                                           f"up to {assistant.settings.max_upload_mb} MB)",
                                     file_count="multiple", file_types=list(SUPPORTED_SUFFIXES), elem_id="upload")
                     with gr.Column():
-                        choice = gr.Dropdown([], value=None, label="Document", elem_id="delete-choice")
+                        # any value reaches the handler, which checks the role and the path itself
+                        choice = gr.Dropdown([], value=None, label="Document", elem_id="delete-choice",
+                                             allow_custom_value=True)
                         remove = gr.Button("Delete…", variant="stop", elem_id="delete")
                         again = gr.Button("Re-index", elem_id="reindex")
                 to_delete = gr.State(None)
@@ -376,11 +445,8 @@ def build_app(assistant: Assistant, indexing: IndexingState | None = None) -> gr
                 prompt = [pending, upload_row, upload_text]
                 private = {"api_visibility": "private"}
                 files.upload(upload, files, [*view, files, *prompt], **private)
-                replace.click(lambda p, progress=gr.Progress(): resolve_upload(p, "replace", progress),
-                              pending, [*view, *prompt], **private)
-                keep.click(lambda p, progress=gr.Progress(): resolve_upload(p, "keep_both", progress),
-                           pending, [*view, *prompt], **private)
-                skip.click(lambda p: resolve_upload(p, "cancel", None), pending, [*view, *prompt], **private)
+                for button, how in ((replace, "replace"), (keep, "keep_both"), (skip, "cancel")):
+                    button.click(resolver(how), pending, [*view, *prompt], **private)
                 remove.click(ask_delete, choice, [to_delete, delete_row, delete_text, notes], **private)
                 delete_yes.click(confirm_delete, to_delete, [*view, to_delete, delete_row], **private)
                 delete_no.click(lambda: (None, gr.Row(visible=False)), None, [to_delete, delete_row], **private)
@@ -388,7 +454,8 @@ def build_app(assistant: Assistant, indexing: IndexingState | None = None) -> gr
         timer = gr.Timer(2.0)
         timer.tick(tick, [seen, choice], [status, table, choice, seen], show_progress="hidden",
                    concurrency_limit=None, **private)
-        demo.load(load, None, [status, table, choice, seen], **private)
+        demo.load(load, None, [status, table, choice, seen, documents_tab, picker, offered, chatbot, panels,
+                               sources, signed_in], **private)
         gr.api(ask_api, api_name="ask")
     return demo
 
@@ -402,8 +469,30 @@ def _plain(content: Any) -> str:
     return re.sub(r"\[\\\[(\d+)\\\]\]\([^)]*\)", r"[\1]", text)
 
 
-def serve(assistant: Assistant, host: str = "127.0.0.1", port: int = 7860, watch: bool = False) -> None:
-    """Index in the background (and on every change with ``watch``), serve the chat (blocks until stopped)."""
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def serve(assistant: Assistant, host: str = "127.0.0.1", port: int = 7860, watch: bool = False,
+          insecure: bool = False) -> None:
+    """Index in the background (and on every change with ``watch``), serve the chat (blocks until stopped).
+
+    With ``users_file`` set, users sign in (Gradio's login page, or the ``trusted_user_header``
+    of a reverse proxy); without it, only ``host`` 127.0.0.1 is served unless ``insecure``."""
+    settings = assistant.settings
+    users = Users(settings.users_file) if settings.users_file else None
+    if users is None and host not in LOOPBACK:
+        if not insecure:
+            raise ValueError(
+                f"Refusing to serve on {host} without sign-in: anyone who reaches port {port} could read, upload and "
+                "delete documents. Give --users FILE (create it with `tpdqa user add NAME --role admin`), "
+                "or --insecure to serve openly anyway.")
+        print(f"tpdqa: WARNING: serving on {host} without sign-in (--insecure): anyone who reaches port {port} "
+              "is an admin.", file=sys.stderr, flush=True)
+    if users is not None and not users.names():
+        raise ValueError(f"Users file {settings.users_file} holds no user: add one with "
+                         f"`tpdqa user add NAME --role admin --users {settings.users_file}`.")
+    open_audit_log(settings.index_dir)
+
     indexing = IndexingState(running=True, watching=watch)
     run = lambda: indexing.run(assistant)  # noqa: E731
     if watch:
@@ -414,9 +503,17 @@ def serve(assistant: Assistant, host: str = "127.0.0.1", port: int = 7860, watch
     else:
         target, kwargs = run, {}
     threading.Thread(target=target, kwargs=kwargs, daemon=True, name="tpdqa-index").start()
-    demo = build_app(assistant, indexing)
+    demo = build_app(assistant, indexing, users)
+    sign_in: dict[str, Any] = {}
+    if users is not None and settings.trusted_user_header:
+        header = settings.trusted_user_header
+        sign_in["auth_dependency"] = lambda request: (request.headers.get(header)
+                                                      if users.get(request.headers.get(header)) else None)
+    elif users is not None:
+        sign_in["auth"] = users.authenticate
+        sign_in["auth_message"] = "Sign in to ask the documents you may read."
     print(f"tpdqa: open http://{host}:{port} in a browser (Ctrl+C stops).", flush=True)
-    demo.queue(default_concurrency_limit=assistant.settings.concurrency).launch(
+    demo.queue(default_concurrency_limit=settings.concurrency).launch(
         server_name=host, server_port=port, css=CSS, head=HEAD, show_error=True, quiet=True,
-        max_file_size=f"{assistant.settings.max_upload_mb}mb",
+        max_file_size=f"{settings.max_upload_mb}mb", **sign_in,
     )

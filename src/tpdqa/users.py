@@ -1,0 +1,191 @@
+"""Who may use a served tpdqa: the users file, sign-in with back-off, roles, collections, the audit log.
+
+A users file (TOML, written by ``tpdqa user add``) holds, per user, an argon2 hash of the
+password (never the password), a role and the collections the user may read::
+
+    [users.alice]
+    password = "$argon2id$v=19$m=65536,t=3,p=4$..."
+    role = "reader"                  # reader: asks; admin: also uploads, deletes, re-indexes
+    collections = ["sales"]          # top-level folders of documents/; "default": its top-level files; "*": all
+
+    >>> from tpdqa.users import Users
+    >>> users = Users("users.toml")
+    >>> users.add("alice", "correct horse", role="reader", collections=["sales"])
+    >>> users.authenticate("alice", "correct horse"), users.authenticate("alice", "wrong")
+    (True, False)
+    >>> users.get("alice").may_read(["sales", "legal"])
+    ['sales']
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import tomlkit
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+ROLES = ("reader", "admin")
+ALL = "*"
+# After this many wrong passwords in a row, a user's next try waits 1 s, then 2, 4, ... (at most 5 min).
+FREE_TRIES = 10
+MAX_DELAY = 300.0
+
+_hasher = PasswordHasher()
+audit_log = logging.getLogger("tpdqa.audit")
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    role: Literal["reader", "admin"] = "reader"
+    collections: tuple[str, ...] = ()
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    def may_read(self, collections: list[str]) -> list[str]:
+        """The ones of ``collections`` this user may read."""
+        return [c for c in collections if ALL in self.collections or c in self.collections]
+
+
+# Without a users file, the one person at 127.0.0.1 is the admin of everything.
+LOCAL = User("local", "admin", (ALL,))
+
+
+@dataclass
+class _Failures:
+    count: int = 0
+    last: float = 0.0
+
+
+class Users:
+    """The users file, read again whenever it changes on disk (``tpdqa user add`` on a running server)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._users: dict[str, tuple[str, User]] = {}
+        self._mtime: int | None = None
+        self._failures: dict[str, _Failures] = {}
+        self._lock = threading.Lock()
+
+    # -- reading -----------------------------------------------------------------------
+    def _load(self) -> dict[str, tuple[str, User]]:
+        try:
+            mtime = self.path.stat().st_mtime_ns
+        except FileNotFoundError:
+            return {}
+        if mtime != self._mtime:
+            try:
+                data = tomlkit.parse(self.path.read_text(encoding="utf-8")).unwrap()
+            except Exception as exc:  # noqa: BLE001 - a broken file must say where
+                raise ValueError(f"Users file {self.path} cannot be read ({exc}); fix it or write it again "
+                                 "with `tpdqa user add`.") from exc
+            users = {}
+            for name, entry in (data.get("users") or {}).items():
+                role = entry.get("role", "reader")
+                if role not in ROLES or not entry.get("password"):
+                    raise ValueError(f"Users file {self.path}: user {name!r} needs a password hash and a role "
+                                     f"in {ROLES}; write it again with `tpdqa user add {name}`.")
+                users[name] = (entry["password"], User(name, role, tuple(entry.get("collections") or ())))
+            self._users, self._mtime = users, mtime
+        return self._users
+
+    def get(self, name: str | None) -> User | None:
+        if not name:
+            return None
+        entry = self._load().get(name)
+        return entry[1] if entry else None
+
+    def names(self) -> list[str]:
+        return sorted(self._load())
+
+    # -- sign-in -----------------------------------------------------------------------
+    def authenticate(self, name: str, password: str) -> bool:
+        """True if ``password`` is ``name``'s. After :data:`FREE_TRIES` wrong ones in a row, a
+        try that comes before the user's back-off delay is refused without being checked."""
+        with self._lock:
+            failures = self._failures.setdefault(name, _Failures())
+            wait = self.delay(name)
+            if wait and time.monotonic() - failures.last < wait:
+                failures.last = time.monotonic()
+                audit_log.info("user=%s action=sign-in result=refused-backoff", name)
+                return False
+        entry = self._load().get(name)
+        ok = False
+        if entry is not None:
+            try:
+                ok = _hasher.verify(entry[0], password)
+            except (VerificationError, InvalidHashError):
+                ok = False
+        else:
+            _hasher.hash(password)  # as slow as a real check: no hint that the name is unknown
+        with self._lock:
+            if ok:
+                self._failures.pop(name, None)
+            else:
+                failures.count += 1
+                failures.last = time.monotonic()
+        audit_log.info("user=%s action=sign-in result=%s", name, "ok" if ok else "wrong-password")
+        return ok
+
+    def delay(self, name: str) -> float:
+        """Seconds the next try of ``name`` must wait after the last one (0 while tries are free)."""
+        count = self._failures.get(name, _Failures()).count
+        return 0.0 if count < FREE_TRIES else min(MAX_DELAY, 2.0 ** (count - FREE_TRIES))
+
+    # -- writing -----------------------------------------------------------------------
+    def add(self, name: str, password: str, role: str = "reader", collections: list[str] | None = None) -> None:
+        """Add or replace a user (the password is stored as an argon2 hash)."""
+        if not name or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
+            raise ValueError(f"User name {name!r}: use letters, digits, '-', '_' or '.'.")
+        if role not in ROLES:
+            raise ValueError(f"Role {role!r}: use one of {', '.join(ROLES)}.")
+        if len(password) < 8:
+            raise ValueError("The password is too short: use at least 8 characters.")
+        doc = tomlkit.parse(self.path.read_text(encoding="utf-8")) if self.path.exists() else tomlkit.document()
+        users = doc.setdefault("users", tomlkit.table())
+        entry = tomlkit.table()
+        entry["password"] = _hasher.hash(password)
+        entry["role"] = role
+        entry["collections"] = list(collections or ([ALL] if role == "admin" else []))
+        users[name] = entry
+        self._write(doc)
+
+    def remove(self, name: str) -> bool:
+        if not self.path.exists():
+            return False
+        doc = tomlkit.parse(self.path.read_text(encoding="utf-8"))
+        if name not in doc.get("users", {}):
+            return False
+        del doc["users"][name]
+        self._write(doc)
+        return True
+
+    def _write(self, doc) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.path.with_name(f".{self.path.name}.part")
+        partial.write_text(tomlkit.dumps(doc), encoding="utf-8")
+        partial.chmod(0o600)  # hashes only, but nobody else's business
+        partial.replace(self.path)
+
+
+def open_audit_log(index_dir: str | Path) -> Path:
+    """Write sign-ins, uploads, deletes and re-indexes, one line each, to ``index_dir/audit.log``."""
+    path = Path(index_dir) / "audit.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not any(getattr(h, "baseFilename", None) == str(path.resolve()) for h in audit_log.handlers):
+        handler = logging.FileHandler(path, encoding="utf-8")
+        formatter = logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%dT%H:%M:%SZ")
+        formatter.converter = time.gmtime
+        handler.setFormatter(formatter)
+        audit_log.addHandler(handler)
+    audit_log.setLevel(logging.INFO)
+    audit_log.propagate = False
+    return path
