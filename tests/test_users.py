@@ -171,6 +171,8 @@ def test_conversation_comes_back_after_a_reload_and_only_for_its_user(team, brow
 
     alice_context, alice = sign_in("alice")
     assert alice.get_by_role("tab", name="Documents").count() == 0  # readers have no Documents tab
+    alice.wait_for_function("document.querySelector('#index-status').innerText.includes('Index ready')")
+    assert "Index ready: 1 document(s), 1 passages." in alice.inner_text("#index-status")  # hers only
     alice.fill("#question textarea", SALES)
     alice.click("#send")
     alice.wait_for_function("document.querySelectorAll('#sources .tpdqa-turn').length >= 1", timeout=120_000)

@@ -119,6 +119,21 @@ def collection_of(source: str) -> str:
     return head if sep else DEFAULT_COLLECTION
 
 
+def sql_in_collections(collections: list[str] | tuple[str, ...] | None) -> tuple[str, list[Any]]:
+    """An SQL condition (`` AND (...)``) and its parameters: "the row's ``source`` column is a
+    file of one of ``collections``" (empty when ``collections`` is None: all)."""
+    if collections is None:
+        return "", []
+    tests, params = ["0"], []
+    for name in collections:
+        if name == DEFAULT_COLLECTION:
+            tests.append("instr(source, '/') = 0")
+        else:
+            tests.append("substr(source, 1, ?) = ?")
+            params += [len(name) + 1, name + "/"]
+    return f" AND ({' OR '.join(tests)})", params
+
+
 def load_bytes(data: bytes, source: str) -> list[Document]:
     """Documents of one file's bytes, one per section (and page); raises :class:`UnusableFile`.
 

@@ -31,7 +31,7 @@ from langchain_core.callbacks import CallbackManagerForRetrieverRun
 from langchain_core.documents import Document
 from pydantic import ConfigDict, PrivateAttr
 
-from tpdqa.ingest import DEFAULT_COLLECTION
+from tpdqa.ingest import sql_in_collections
 from tpdqa.language import LANGUAGES, analyze, guess_lang
 
 with warnings.catch_warnings():
@@ -47,20 +47,6 @@ CREATE VIRTUAL TABLE IF NOT EXISTS chunks USING fts5(
 
 
 _INSERT = "INSERT INTO chunks (rowid, terms, id, source, text, metadata) VALUES (?, ?, ?, ?, ?, ?)"
-
-
-def _in_collections(collections: Sequence[str] | None) -> tuple[str, list[str]]:
-    """SQL for "the chunk's file is in one of these collections", on the source column."""
-    if collections is None:
-        return "", []
-    tests, params = [], []
-    for name in collections:
-        if name == DEFAULT_COLLECTION:
-            tests.append("instr(source, '/') = 0")
-        else:
-            tests.append("substr(source, 1, ?) = ?")
-            params += [len(name) + 1, name + "/"]
-    return f" AND ({' OR '.join(tests)})", params
 
 
 def row_key(chunk_id: str) -> int:
@@ -149,7 +135,7 @@ class LexicalIndex(DocumentIndex):
         if not terms or (collections is not None and not collections):
             return []
         match = " OR ".join('"' + t.replace('"', "") + '"' for t in terms)
-        where, params = _in_collections(collections)
+        where, params = sql_in_collections(collections)
         with self._lock:
             rows = self._conn.execute(
                 f"SELECT id, text, metadata, -bm25(chunks) AS score FROM chunks WHERE chunks MATCH ?{where} "

@@ -58,7 +58,7 @@ from filelock import FileLock, Timeout
 from langchain_core.documents import Document
 
 from tpdqa.embeddings import collection_name, get_embeddings
-from tpdqa.ingest import INGEST_VERSION, FileError, chunk_documents, collection_of, load_folder
+from tpdqa.ingest import INGEST_VERSION, FileError, chunk_documents, collection_of, load_folder, sql_in_collections
 from tpdqa.lexical import LexicalIndex
 from tpdqa.sentences import SentenceIndex
 from tpdqa.settings import USE_MODEL, Settings
@@ -446,11 +446,12 @@ class Store:
             rows = self._manifest.execute("SELECT source, reason FROM tpdqa_failed ORDER BY source").fetchall()
         return [FileError(*row) for row in rows]
 
-    def counts(self) -> tuple[int, int]:
-        """(documents, passages) indexed."""
+    def counts(self, collections: list[str] | None = None) -> tuple[int, int]:
+        """(documents, passages) indexed, in ``collections`` (None: all)."""
+        where, params = sql_in_collections(collections)
         with self._lock:
             files, chunks = self._manifest.execute(
-                "SELECT COUNT(*), COALESCE(SUM(chunks), 0) FROM tpdqa_files WHERE done = 1").fetchone()
+                f"SELECT COUNT(*), COALESCE(SUM(chunks), 0) FROM tpdqa_files WHERE done = 1{where}", params).fetchone()
         return files, chunks
 
     def is_empty(self) -> bool:

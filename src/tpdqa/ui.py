@@ -98,21 +98,23 @@ class IndexingState:
     def update(self, stage: str, done: int, total: int) -> None:
         self.stage, self.done, self.total = stage, done, total
 
-    def markdown(self, assistant: Assistant) -> str:
+    def markdown(self, assistant: Assistant, user: User = LOCAL) -> str:
+        """The header for ``user``: a reader sees the counts of their collections only."""
         if self.running:
             if self.total:
                 return f"**Indexing the documents** — {self.stage}: {self.done}/{self.total} passages"
             return f"**Indexing the documents** — {self.stage or 'reading the folder'}…"
         try:
             store = assistant.current_store()
-            files, chunks = store.counts()
-            failed = store.failures()
+            everything = user.is_admin and ALL in user.collections
+            files, chunks = store.counts(None if everything else user.may_read(assistant.collections()))
+            failed = store.failures() if user.is_admin else []
         except Exception as exc:  # noqa: BLE001
             log.exception("reading the index failed")
             return f"⚠️ {explain(exc, assistant.settings.index_dir)}"
         lines = [f"Index ready: {files} document(s), {chunks} passages."
                  + (f" {len(failed)} file(s) could not be indexed (see Documents)." if failed else "")]
-        if self.last:
+        if self.last and user.is_admin:
             lines.append(self.last)
         if self.watching:
             lines.append(f"Watching {assistant.settings.documents_dir} for changes.")
@@ -255,7 +257,7 @@ def build_app(assistant: Assistant, indexing: IndexingState | None = None, users
             rows, notes = [], [*(notes or []), explain(exc, assistant.settings.index_dir)]
         names = [r[0] for r in rows]
         return (rows, gr.Dropdown(choices=names, value=choice if choice in names else None),
-                "\n".join(f"- {line}" for line in notes or []), indexing.markdown(assistant))
+                "\n".join(f"- {line}" for line in notes or []), indexing.markdown(assistant))  # admins only
 
     def reindexed(notes: list[str], progress, user: User) -> tuple:
         audit_log.info("user=%s action=re-index", user.name)
@@ -360,8 +362,9 @@ def build_app(assistant: Assistant, indexing: IndexingState | None = None, users
             generation = assistant.current_store().generation
         except Exception:  # noqa: BLE001 - the header says what is wrong
             generation = seen
-        if generation == seen or not who(request).is_admin:
-            return indexing.markdown(assistant), gr.skip(), gr.skip(), generation
+        user = who(request)
+        if generation == seen or not user.is_admin:
+            return indexing.markdown(assistant, user), gr.skip(), gr.skip(), generation
         rows, dropdown, _, header = documents_view(choice=choice)
         return header, rows, dropdown, generation
 
@@ -372,7 +375,7 @@ def build_app(assistant: Assistant, indexing: IndexingState | None = None, users
         allowed = user.may_read(assistant.collections())
         history, panels = conversations.load(user.name) if conversations else ([], [])
         signed = (f"Signed in as **{user.name}** ({user.role}) · [Sign out](/logout)" if users else "")
-        return (header or indexing.markdown(assistant), rows, dropdown, assistant.current_store().generation,
+        return (header or indexing.markdown(assistant, user), rows, dropdown, assistant.current_store().generation,
                 gr.Tab(visible=user.is_admin), gr.CheckboxGroup(choices=allowed, value=allowed,
                                                                  visible=len(allowed) > 1),
                 allowed, history, panels, _panel(panels), signed)
