@@ -227,6 +227,8 @@ def explain(exc: BaseException, index_dir: Path | str = "index") -> str:
     """One line for a person: what went wrong and what to do (the details go to the log)."""
     if isinstance(exc, (QuestionError, DocumentError, IndexBusyError, FileNotFoundError)):
         return str(exc)
+    if type(exc) is ValueError and str(exc):  # tpdqa's own checks (settings, users file): already a sentence
+        return str(exc).strip().splitlines()[0]
     cause = getattr(exc, "orig", None) or exc  # SQLAlchemy wraps the sqlite3 error
     if isinstance(cause, sqlite3.DatabaseError):
         detail = str(cause).splitlines()[0] if str(cause) else type(cause).__name__

@@ -201,10 +201,12 @@ def build_app(assistant: Assistant, indexing: IndexingState | None = None, users
     def scope(user: User, chosen: list[str] | None, offered: list[str] = ()) -> list[str] | None:
         """The collections a question reads (None: all): those the user may read, less those
         left unticked among the ``offered`` ones (a collection made since the page loaded is in)."""
-        allowed = user.may_read(assistant.collections())
-        if chosen is None:
-            return None if ALL in user.collections else allowed
-        return [c for c in allowed if c in chosen or c not in offered]
+        present = assistant.collections()
+        allowed = user.may_read(present)
+        if chosen is not None:
+            allowed = [c for c in allowed if c in chosen or c not in offered]
+        # everything: no filter at all, which costs Chroma nothing (a where clause does)
+        return None if ALL in user.collections and len(allowed) == len(present) else allowed
 
     def respond(message: str, history: list[dict], panels: list[str], llm: str | None = None,
                 chosen: list[str] | None = None, offered: list[str] | None = None,
