@@ -25,7 +25,7 @@ from tpdqa.embeddings import get_embeddings
 from tpdqa.generate import GenerativeAnswerer, chat_model
 from tpdqa.retrieval import HybridRetriever
 from tpdqa.settings import USE_MODEL, Settings
-from tpdqa.ingest import DEFAULT_COLLECTION, SUPPORTED_SUFFIXES
+from tpdqa.ingest import SUPPORTED_SUFFIXES
 from tpdqa.store import FileRecord, IndexBusyError, IndexStats, Progress, Store
 
 log = logging.getLogger(__name__)
@@ -181,14 +181,9 @@ class Assistant:
                                 {"question": question, "history": history or [], "collections": collections})
 
     def collections(self) -> list[str]:
-        """The collections of the documents folder: ``default`` (files at its top level) and
-        each top-level folder that is not hidden."""
-        folder = Path(self.settings.documents_dir)
-        if not folder.is_dir():
-            return []
-        names = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-        top = any(p.is_file() and not p.name.startswith(".") for p in folder.iterdir())
-        return ([DEFAULT_COLLECTION] if top or not names else []) + names
+        """The collections of the indexed documents: ``default`` (files at the top level of the
+        documents folder) and each top-level folder."""
+        return self.current_store().collections()
 
     def _ready(self, question: Any) -> str:
         """The checked question, with an index to answer from (built on first use)."""
