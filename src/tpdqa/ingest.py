@@ -124,7 +124,7 @@ def sql_in_collections(collections: list[str] | tuple[str, ...] | None) -> tuple
     file of one of ``collections``" (empty when ``collections`` is None: all)."""
     if collections is None:
         return "", []
-    tests, params = ["0"], []
+    tests, params = ["0"], []  # no collection at all: no row
     for name in collections:
         if name == DEFAULT_COLLECTION:
             tests.append("instr(source, '/') = 0")

@@ -132,7 +132,7 @@ class LexicalIndex(DocumentIndex):
         lang = lang or guess_lang(query)
         langs = (lang, *[other for other in LANGUAGES if other != lang])
         terms = list(dict.fromkeys(analyze(query, langs)))
-        if not terms or (collections is not None and not collections):
+        if not terms:
             return []
         match = " OR ".join('"' + t.replace('"', "") + '"' for t in terms)
         where, params = sql_in_collections(collections)

@@ -58,8 +58,7 @@ from filelock import FileLock, Timeout
 from langchain_core.documents import Document
 
 from tpdqa.embeddings import collection_name, get_embeddings
-from tpdqa.ingest import (DEFAULT_COLLECTION, INGEST_VERSION, FileError, chunk_documents, collection_of, load_folder,
-                          sql_in_collections)
+from tpdqa.ingest import INGEST_VERSION, FileError, chunk_documents, collection_of, load_folder, sql_in_collections
 from tpdqa.lexical import LexicalIndex
 from tpdqa.sentences import SentenceIndex
 from tpdqa.settings import USE_MODEL, Settings
@@ -131,6 +130,7 @@ class Store:
             )
             self._manifest.execute("CREATE TABLE IF NOT EXISTS tpdqa_meta (key TEXT PRIMARY KEY, value TEXT)")
             self._manifest.execute("CREATE TABLE IF NOT EXISTS tpdqa_failed (source TEXT PRIMARY KEY, reason TEXT)")
+        self._manifest.create_function("collection_of", 1, collection_of, deterministic=True)
         self._generation = self._meta("generation")
         self._collections: tuple[str | None, list[str]] | None = None  # (generation, names)
         self._identity = {name: _identity(self.index_dir / name) for name in INDEX_FILES}
@@ -455,9 +455,7 @@ class Store:
         if cached is None or cached[0] != generation:
             with self._lock:
                 rows = self._manifest.execute(
-                    "SELECT DISTINCT CASE WHEN instr(source, '/') = 0 THEN ? "
-                    "ELSE substr(source, 1, instr(source, '/') - 1) END FROM tpdqa_files WHERE done = 1",
-                    (DEFAULT_COLLECTION,)).fetchall()
+                    "SELECT DISTINCT collection_of(source) FROM tpdqa_files WHERE done = 1").fetchall()
             cached = self._collections = (generation, sorted(r[0] for r in rows))
         return list(cached[1])
 

@@ -31,6 +31,7 @@ from tpdqa.answer import Answer
 from tpdqa.assistant import Assistant, DocumentError, DocumentExists, QuestionError, explain
 from tpdqa.conversations import Conversations
 from tpdqa.ingest import SECTION_SEP, SUPPORTED_SUFFIXES, chunk_body
+from tpdqa.store import IndexStats, Progress
 from tpdqa.users import ALL, LOCAL, User, Users, audit_log, open_audit_log
 
 log = logging.getLogger(__name__)
@@ -85,13 +86,23 @@ class IndexingState:
     last: str = ""  # what the last run did, or why it failed
     watching: bool = False
 
-    def run(self, assistant: Assistant) -> None:
+    def run(self, assistant: Assistant, progress: Progress | None = None) -> IndexStats | None:
+        """One index run, its progress also given to ``progress``; None if it failed (``last`` says why)."""
         self.running, self.stage, self.done, self.total = True, "", 0, 0
+
+        def report(stage: str, done: int, total: int) -> None:
+            self.update(stage, done, total)
+            if progress is not None:
+                progress(stage, done, total)
+
         try:
-            self.last = "Last indexing: " + _stats_line(assistant.index(progress=self.update))
+            stats = assistant.index(progress=report)
+            self.last = "Last indexing: " + _stats_line(stats)
+            return stats
         except Exception as exc:  # noqa: BLE001 - shown on the page in one line, the server goes on
             log.exception("indexing failed")
             self.last = f"Indexing failed: {explain(exc, assistant.settings.index_dir)}"
+            return None
         finally:
             self.running = False
 
@@ -263,15 +274,11 @@ def build_app(assistant: Assistant, indexing: IndexingState | None = None, users
 
     def reindexed(notes: list[str], progress, user: User) -> tuple:
         audit_log.info("user=%s action=re-index", user.name)
-        try:
-            stats = assistant.index(progress=lambda stage, done, total: progress((done, total), desc=stage,
-                                                                                  unit="passages"))
-            notes = [*notes, "Index: " + _stats_line(stats), *[f"skipped {e}" for e in stats.errors]]
-            indexing.last = "Last indexing: " + _stats_line(stats)
-        except Exception as exc:  # noqa: BLE001 - one line on the page, the traceback in the log
-            log.exception("re-indexing failed")
-            notes = [*notes, f"Indexing failed: {explain(exc, assistant.settings.index_dir)}"]
-        return documents_view(notes)
+        stats = indexing.run(assistant, progress=lambda stage, done, total: progress((done, total), desc=stage,
+                                                                                     unit="passages"))
+        if stats is None:
+            return documents_view([*notes, indexing.last])
+        return documents_view([*notes, "Index: " + _stats_line(stats), *[f"skipped {e}" for e in stats.errors]])
 
     def add_files(uploads: list[tuple[str, bytes]], if_exists: str, user: User
                   ) -> tuple[list[str], list[tuple[str, bytes]]]:

@@ -8,8 +8,9 @@ password (never the password), a role and the collections the user may read::
     role = "reader"                  # reader: asks; admin: also uploads, deletes, re-indexes
     collections = ["sales"]          # top-level folders of documents/; "default": its top-level files; "*": all
 
+    >>> import tempfile
     >>> from tpdqa.users import Users
-    >>> users = Users("users.toml")
+    >>> users = Users(f"{tempfile.mkdtemp()}/users.toml")
     >>> users.add("alice", "correct horse", role="reader", collections=["sales"])
     >>> users.authenticate("alice", "correct horse"), users.authenticate("alice", "wrong")
     (True, False)
@@ -111,10 +112,9 @@ class Users:
         """True if ``password`` is ``name``'s. After :data:`FREE_TRIES` wrong ones in a row, a
         try that comes before the user's back-off delay is refused without being checked."""
         with self._lock:
-            failures = self._failures.setdefault(name, _Failures())
             wait = self.delay(name)
-            if wait and time.monotonic() - failures.last < wait:
-                failures.last = time.monotonic()
+            if wait and time.monotonic() - self._failures[name].last < wait:
+                self._failures[name].last = time.monotonic()
                 audit_log.info("user=%s action=sign-in result=refused-backoff", name)
                 return False
         entry = self._load().get(name)
@@ -129,7 +129,8 @@ class Users:
         with self._lock:
             if ok:
                 self._failures.pop(name, None)
-            else:
+            else:  # only failures are kept, so right tries leave nothing behind
+                failures = self._failures.setdefault(name, _Failures())
                 failures.count += 1
                 failures.last = time.monotonic()
         audit_log.info("user=%s action=sign-in result=%s", name, "ok" if ok else "wrong-password")
