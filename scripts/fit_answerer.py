@@ -5,9 +5,9 @@ folders), runs the chat's own retriever and the answerer's feature extraction on
 question, then fits two logistic regressions (scikit-learn):
 
 - sentence scorer: does this sentence hold a gold answer span? (answerable questions);
-- refusal model: does the best sentence answer the question? (label 1: answerable
-  and the best sentence holds a gold span; 0: unanswerable; answerable questions whose
-  best sentence misses are left out, since answering and refusing them are both wrong).
+- refusal model: does the answer hold the answer? (label 1: answerable and the quoted
+  sentences hold a gold span; 0: unanswerable; answerable questions whose quoted
+  sentences miss are left out, since answering and refusing them are both wrong).
 
 It prints the weights to paste into ``tpdqa/answer.py`` and the fit-split accuracy for
 each ``min_support`` threshold. Report sets are never read here.
@@ -67,10 +67,11 @@ def fit(rows: list[dict], c: float = 1.0) -> dict:
     for r in rows:
         scores = r["found"].sentence_scores()
         best = int(np.argmax(scores))
-        bests.append(bool(r["labels"][best]))
+        holds = answer_holds_span(r, scores, best)
+        bests.append(holds)
         Q.append(r["found"].question_features(best, scores))
-        labels.append(1 if r["answerable"] and r["labels"][best] else 0)
-        keep.append(not (r["answerable"] and not r["labels"][best]))
+        labels.append(1 if r["answerable"] and holds else 0)
+        keep.append(not (r["answerable"] and not holds))
     Q, labels, keep = np.array(Q), np.array(labels), np.array(keep)
     # A feature enters the refusal model only if it points the same way in every corpus:
     # SQuAD 2.0's near misses reuse the paragraph's words, PIAF's withheld articles do not,
@@ -99,6 +100,33 @@ def fit(rows: list[dict], c: float = 1.0) -> dict:
     return {"sentence": sentence, "probabilities": probabilities, "Q": Q, "best_ok": np.array(bests)}
 
 
+def answer_holds_span(row: dict, scores: np.ndarray, best: int) -> bool:
+    """Whether the sentences the answerer would quote hold a gold span."""
+    return bool(row["labels"][row["found"].answer_sentences(scores, best)].any())
+
+
+def margin_curve(rows: list[dict]) -> None:
+    """For each SECOND_SENTENCE_MARGIN: answerable questions whose quoted sentences hold
+    a span, and the share of answers that quote two sentences."""
+    from tpdqa import answer
+
+    chosen = answer.SECOND_SENTENCE_MARGIN
+    for margin in (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 99.0):
+        answer.SECOND_SENTENCE_MARGIN = margin
+        for name in sorted({r["set"] for r in rows}):
+            held = two = n = 0
+            for r in rows:
+                if r["set"] != name or not r["answerable"]:
+                    continue
+                scores = r["found"].sentence_scores()
+                best = int(np.argmax(scores))
+                n += 1
+                held += answer_holds_span(r, scores, best)
+                two += len(r["found"].answer_sentences(scores, best)) > 1
+            print(f"  margin {margin}: {name} holds a span {held / n:.3f}, two sentences {two / n:.3f}")
+    answer.SECOND_SENTENCE_MARGIN = chosen
+
+
 def accuracy(rows: list[dict], probabilities: np.ndarray, best_ok: np.ndarray, threshold: float) -> dict:
     answerable = np.array([r["answerable"] for r in rows])
     answered = probabilities >= threshold
@@ -125,11 +153,20 @@ def main(argv: list[str] | None = None) -> int:
         if args.cache:
             args.cache.write_bytes(pickle.dumps(rows))
     model = fit(rows)
+    print("second sentence of the same passage, by SECOND_SENTENCE_MARGIN:")
+    margin_curve(rows)
     print("SENTENCE_WEIGHTS =", json.dumps([round(float(w), 4) for w in answer.SENTENCE_WEIGHTS]))
     print("SENTENCE_BIAS =", round(answer.SENTENCE_BIAS, 4))
     print("REFUSAL_WEIGHTS =", json.dumps([round(float(w), 4) for w in answer.REFUSAL_WEIGHTS]))
     print("REFUSAL_BIAS =", round(answer.REFUSAL_BIAS, 4))
     probabilities = model["probabilities"]
+    # min_support: the highest threshold that keeps false refusals <= 0.15 in every fit set
+    sets = np.array([r["set"] for r in rows])
+    answerable = np.array([r["answerable"] for r in rows])
+    chosen = max((t for t in np.arange(0.05, 0.9, 0.01).round(2)
+                  if all((probabilities[(sets == name) & answerable] < t).mean() <= 0.15 for name in args.sets)),
+                 default=None)
+    print("min_support (false refusals <= 0.15 in every fit set):", chosen)
     for name in [*args.sets, "all"]:
         mask = np.array([name == "all" or r["set"] == name for r in rows])
         subset = [r for r, m in zip(rows, mask) if m]

@@ -181,16 +181,18 @@ def cmd_ask(args: argparse.Namespace) -> int:
     answer = assistant.ask(args.question, collections=args.collections)
     if args.json:
         print(answer.model_dump_json(indent=2))
-        return 0
-    print(answer.text)
-    for sentence in answer.unsupported:
-        print(f"  (not supported by the documents: {sentence})")
-    if answer.citations:
-        print("\nSources:")
-        for c in answer.citations:
-            where = c.section or c.source
-            where = f"{where}, page {c.page}" if c.page else where
-            print(f"  [{c.n}] {where}\n      « {c.quote} »")
+    else:
+        print(answer.text)
+        for sentence in answer.unsupported:
+            print(f"  (not supported by the documents: {sentence})")
+        if answer.citations:
+            print("\nSources:")
+            for c in answer.citations:
+                where = c.section or c.source
+                where = f"{where}, page {c.page}" if c.page else where
+                print(f"  [{c.n}] {where}\n      « {c.quote} »")
+    assistant.store.close()
+    args.done = True  # everything written and closed: run() may skip the interpreter's teardown
     return 0
 
 
@@ -266,9 +268,22 @@ def _eval_beir(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def run() -> None:
+    """The console script. After a command that closed everything it opened (``ask``),
+    the process ends at once: tearing down torch, Chroma and the encoders' native
+    libraries takes over a second on 2 cores after the answer is printed."""
+    args = build_parser().parse_args()
+    code = main(args=args)
+    if getattr(args, "done", False):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
+def main(argv: list[str] | None = None, args: argparse.Namespace | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    args = build_parser().parse_args(argv)
+    args = args or build_parser().parse_args(argv)
     if getattr(args, "verbose", False):
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
         logging.getLogger("tpdqa").setLevel(logging.DEBUG)
@@ -290,4 +305,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -17,13 +17,16 @@ package carries resolve to that package's files, so no hub is needed.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import logging
 import os
 import re
+import sys
 import threading
+import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-
+from typing import Any
 
 from langchain_core.embeddings import Embeddings
 
@@ -100,6 +103,47 @@ class E5Embeddings(Embeddings):
         return self._model.query(text).tolist()
 
 
+class _Deferred(types.ModuleType):
+    """Stands in for a module while another package imports it: the names listed in
+    ``calls`` become functions that import the real module on their first call; any
+    other name imports it at once."""
+
+    def __init__(self, name: str, calls: set[str]) -> None:
+        super().__init__(name)
+        self._calls = calls
+
+    def _real(self) -> types.ModuleType:
+        if sys.modules.get(self.__name__) is self:
+            del sys.modules[self.__name__]
+        return importlib.import_module(self.__name__)
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__"):  # the import system asks for __path__ and the like
+            raise AttributeError(name)
+        if name not in self._calls:
+            return getattr(self._real(), name)
+        module = self
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return getattr(module._real(), name)(*args, **kwargs)
+
+        return call
+
+
+@contextmanager
+def _deferred(name: str, calls: set[str]) -> Iterator[None]:
+    """``name`` is not imported while the block runs, unless the block really uses it."""
+    if name in sys.modules:
+        yield
+        return
+    sys.modules[name] = _Deferred(name, calls)
+    try:
+        yield
+    finally:
+        if isinstance(sys.modules.get(name), _Deferred):
+            del sys.modules[name]  # later imports get the real module
+
+
 def _sentence_transformers(name: str) -> Embeddings:
     if _is_local(name):  # a bundled or local model must never reach for the hub
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -109,13 +153,17 @@ def _sentence_transformers(name: str) -> Embeddings:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
-    from langchain_huggingface import HuggingFaceEmbeddings
+    # sentence-transformers imports scikit-learn (and with it scipy.stats and pandas) at
+    # import time for one function of its similarity helpers, which embedding never calls:
+    # 1.5-2 s of a cold `tpdqa ask` on 2 cores. No library defers a third party's import.
+    with _deferred("sklearn.metrics", {"pairwise_distances"}):
+        from langchain_huggingface import HuggingFaceEmbeddings
 
-    return HuggingFaceEmbeddings(
-        model_name=name,
-        model_kwargs={"device": "cpu"},
-        encode_kwargs={"normalize_embeddings": True, "batch_size": 32},
-    )
+        return HuggingFaceEmbeddings(  # imports sentence-transformers
+            model_name=name,
+            model_kwargs={"device": "cpu"},
+            encode_kwargs={"normalize_embeddings": True, "batch_size": 32},
+        )
 
 
 def _is_local(name: str) -> bool:

@@ -164,16 +164,22 @@ def render_sources(answer: Answer, turn: int) -> str:
         where = html.escape(c.section or c.source) + (f", page {c.page}" if c.page else "")
         # the chunk's heading line is already said in the header above
         text = chunk_body(c.text, {"section": (c.section or "")[len(c.source) + len(SECTION_SEP):]})
-        start = text.find(c.quote)
-        if start >= 0:
-            body = (html.escape(text[:start]) + "<mark>" + html.escape(c.quote) + "</mark>"
-                    + html.escape(text[start + len(c.quote):]))
-        else:
-            body = html.escape(text)
-        body = body.replace("\n", "<br>")
+        body = highlight(text, c.sentences or [c.quote]).replace("\n", "<br>")
         items.append(f'<div class="tpdqa-source" id="tpdqa-src-{turn}-{c.n}"><div class="tpdqa-where">[{c.n}] {where}'
                      f'</div><div class="tpdqa-text">{body}</div></div>')
     return f'<div class="tpdqa-turn"><h4>{title}</h4>{"".join(items)}</div>'
+
+
+def highlight(text: str, quotes: list[str]) -> str:
+    """``text`` as HTML with each quote (an exact substring, in the text's order) marked."""
+    parts, at = [], 0
+    for quote in quotes:
+        start = text.find(quote, at)
+        if start < 0:
+            continue
+        parts += [html.escape(text[at:start]), "<mark>", html.escape(quote), "</mark>"]
+        at = start + len(quote)
+    return "".join(parts) + html.escape(text[at:])
 
 
 def documents_table(assistant: Assistant) -> list[list[Any]]:
