@@ -66,7 +66,7 @@ def fit(rows: list[dict], c: float = 1.0) -> dict:
     Q, labels, keep, bests = [], [], [], []
     for r in rows:
         scores = r["found"].sentence_scores()
-        best = int(np.argmax(scores))
+        best = r["found"].best(scores)
         holds = answer_holds_span(r, scores, best)
         bests.append(holds)
         Q.append(r["found"].question_features(best, scores))
@@ -95,7 +95,7 @@ def fit(rows: list[dict], c: float = 1.0) -> dict:
     answer.REFUSAL_WEIGHTS = weights
     answer.REFUSAL_BIAS = float(refusal.intercept_[0])
     print("refusal features kept:", [f for f, a in zip(answer.QUESTION_FEATURES, agree) if a])
-    probabilities = np.array([r["found"].answer_probability(int(np.argmax(r["found"].sentence_scores())),
+    probabilities = np.array([r["found"].answer_probability(r["found"].best(r["found"].sentence_scores()),
                                                             r["found"].sentence_scores()) for r in rows])
     return {"sentence": sentence, "probabilities": probabilities, "Q": Q, "best_ok": np.array(bests)}
 
@@ -119,7 +119,7 @@ def margin_curve(rows: list[dict]) -> None:
                 if r["set"] != name or not r["answerable"]:
                     continue
                 scores = r["found"].sentence_scores()
-                best = int(np.argmax(scores))
+                best = r["found"].best(scores)
                 n += 1
                 held += answer_holds_span(r, scores, best)
                 two += len(r["found"].answer_sentences(scores, best)) > 1

@@ -112,3 +112,33 @@ def test_both_quoted_sentences_are_highlighted_in_the_sources_panel():
     html = render_sources(Answer(question="Quand ?", lang="fr", text="…", refused=False, citations=[citation]), turn=1)
     assert html.count("<mark>") == 2 and "<mark>La ville &lt;paie&gt; le reste.</mark>" in html
     assert "<mark>Les travaux" not in html
+
+
+def test_a_who_question_is_judged_on_a_sentence_that_names_someone(tmp_path):
+    """'Who built it?' is judged on (and, if supported enough, answered by) the sentence that
+    holds a name ('built by RWE'), even when a sentence without one ('Denmark opened ...', a
+    name only as a sentence's first word) scores higher; 'how deep' wants a number like
+    'how many'."""
+    from tpdqa import Assistant
+    from tpdqa.answer import expected_type
+
+    docs = tmp_path / "documents"
+    docs.mkdir()
+    (docs / "wind.html").write_text(
+        "<html><head><title>Offshore wind in the North Sea</title></head><body>"
+        "<nav><a href='/'>Home</a></nav><article><h1>Offshore wind in the North Sea</h1>"
+        "<p>Denmark opened the <b>Thor</b> wind farm in 2027. With 72 turbines, it produces about 1 gigawatt.</p>"
+        "<h2>Costs and financing</h2><p>The farm was built by <a href='https://rwe.com'>RWE</a> for roughly "
+        "2 billion euros. The Danish state will receive a share of the profits.</p></article></body></html>",
+        encoding="utf-8")
+    qa = Assistant(documents_dir=docs, index_dir=tmp_path / "index")
+    qa.index()
+    question = "Who built the Thor wind farm?"
+    found = qa.answerer.candidates(question, "en", qa.retriever.invoke(question, lang="en"))
+    scores = found.sentence_scores()
+    sentence = lambda i: found.items[i][2]  # noqa: E731
+    assert sentence(int(scores.argmax())).startswith("Denmark opened")  # the scorer alone would quote this
+    assert sentence(found.best(scores)) == "The farm was built by RWE for roughly 2 billion euros."
+    assert found.items[found.best(scores)][1].metadata["section"] == "Offshore wind in the North Sea › Costs and financing"
+    assert expected_type("How deep will the channel be dredged?") == "number"
+    assert expected_type("À quelle profondeur le chenal sera-t-il dragué ?") == "number"

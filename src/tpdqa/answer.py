@@ -59,7 +59,7 @@ class Citation(BaseModel):
     source: str = Field(description="Document path relative to the documents folder.")
     chunk_id: str
     text: str = Field(description="The whole cited chunk.")
-    quote: str = Field(description="The sentence(s) of the chunk that support the claim, ' … ' between two.")
+    quote: str = Field(description="The sentence(s) of the chunk that support the claim, ' … ' where text lies between two.")
     sentences: list[str] = Field(default_factory=list,
                                  description="The quoted sentences, each an exact substring of ``text``, in its order.")
     score: float
@@ -101,6 +101,23 @@ class Answer(BaseModel):
                    retrieved=retrieved, support=support)
 
 
+def join_quoted(text: str, sentences: list[str]) -> str:
+    """Sentences of ``text`` (in its order) as one quote: whitespace collapsed, ' … ' where
+    the text has something between two of them.
+
+        >>> join_quoted("A b. C d. E f.", ["A b.", "C d."]), join_quoted("A b. C d. E f.", ["A b.", "E f."])
+        ('A b. C d.', 'A b. … E f.')
+    """
+    out, at = "", 0
+    for sentence in sentences:
+        start = text.find(sentence, at)
+        if out:
+            out += " " if start >= 0 and not text[at:start].strip() else " … "
+        out += " ".join(sentence.split())
+        at = start + len(sentence) if start >= 0 else at
+    return out
+
+
 def retrieved_chunks(docs: list[Document]) -> list[RetrievedChunk]:
     return [
         RetrievedChunk(
@@ -118,7 +135,7 @@ def retrieved_chunks(docs: list[Document]) -> list[RetrievedChunk]:
 class ExtractiveAnswerer:
     """Picks and cites the best supporting sentence; see the module doc."""
 
-    def __init__(self, embeddings: Any, min_support: float = 0.31, max_sentences: int = 2, evidence_chunks: int = 3,
+    def __init__(self, embeddings: Any, min_support: float = 0.32, max_sentences: int = 2, evidence_chunks: int = 3,
                  sentences: SentenceIndex | None = None) -> None:
         # Sentences are picked from every retrieved chunk; word evidence is read in the
         # first ``evidence_chunks`` only, so that a long tail of loosely related passages
@@ -138,7 +155,7 @@ class ExtractiveAnswerer:
         if found is None:
             return Answer.refusal(question, lang, retrieved)
         scores = found.sentence_scores()
-        best = int(np.argmax(scores))
+        best = found.best(scores)
         support = found.answer_probability(best, scores)
         if support < self.min_support:
             return Answer.refusal(question, lang, retrieved, support=round(support, 4))
@@ -146,12 +163,13 @@ class ExtractiveAnswerer:
         picked = found.answer_sentences(scores, best, self.max_sentences)
         doc = found.items[best][1]
         quoted = [found.items[i][2] for i in picked]
+        quote = join_quoted(doc.page_content, quoted)
         citation = Citation(
             n=1,
             source=doc.metadata.get("source", ""),
             chunk_id=doc.id or doc.metadata.get("chunk_id", ""),
             text=doc.page_content,
-            quote=" … ".join(" ".join(q.split()) for q in quoted),
+            quote=quote,
             sentences=quoted,
             score=round(float(scores[best]), 4),
             page=doc.metadata.get("page"),
@@ -162,7 +180,7 @@ class ExtractiveAnswerer:
         lead = ""
         if doc_lang != lang and lang in _CROSS_LEAD:
             lead = _CROSS_LEAD[lang].format(lang=_LANG_NAMES[lang].get(doc_lang, doc_lang))
-        text = lead + " ".join(" ".join(q.split()) for q in quoted) + " [1]"
+        text = f"{lead}{quote} [1]"
         return Answer(question=question, lang=lang, text=text, refused=False,
                       citations=[citation], retrieved=retrieved, support=round(support, 4))
 
@@ -253,6 +271,15 @@ class Candidates:
             scores = scores + EXPANSION_BONUS * self.features[:, SENTENCE_FEATURES.index("defines_acronym")]
         return scores
 
+    def best(self, scores: np.ndarray) -> int:
+        """The best sentence; for a question that wants a number, a date or a name, the best
+        one that holds it, if any does ("who built it?" → "built by RWE", not the higher
+        scoring "Denmark opened it"; a typed question none answers is refused)."""
+        typed = np.flatnonzero(self.features[:, SENTENCE_FEATURES.index("type_found")] > 0)
+        if typed.size and self.features[:, SENTENCE_FEATURES.index("type_missing")].any():
+            return int(typed[np.argmax(scores[typed])])
+        return int(np.argmax(scores))
+
     def answer_sentences(self, scores: np.ndarray, best: int, max_sentences: int = 2) -> list[int]:
         """The best sentence and up to ``max_sentences - 1`` others *of the same passage*
         scoring within ``SECOND_SENTENCE_MARGIN`` of it, in the passage's order.
@@ -309,12 +336,12 @@ OFF_TOPIC = 1.0
 
 # Fitted by scripts/fit_answerer.py on the fit split only (SQuAD 2.0 articles 0-7, PIAF
 # even-numbered articles), logistic regressions; see docs/evaluation.md.
-SENTENCE_WEIGHTS = np.array([1.6607, 1.2768, 3.3024, 0.4899, 1.4091, 2.4959, 0.2283, -1.1669, -0.173, 0.4914,
-                             0.296, 0.927], dtype=np.float32)
-SENTENCE_BIAS = -9.1379
-REFUSAL_WEIGHTS = np.array([0.6023, 0.4474, 0.1687, -0.6445, 0.0, 0.0, -0.2308, -0.1085, 0.0, 0.0, -0.0095, -0.363],
+SENTENCE_WEIGHTS = np.array([1.6252, 1.3897, 3.1719, 0.368, 1.6375, 2.4567, 0.2582, -1.1821, -0.1797, 0.4359,
+                             0.2132, 1.0545], dtype=np.float32)
+SENTENCE_BIAS = -9.1433
+REFUSAL_WEIGHTS = np.array([0.5986, 0.2926, 0.0591, -0.6869, -0.2904, 0.0, 0.0, -0.277, 0.0, 0.0, 0.009, -0.2762],
                            dtype=np.float32)
-REFUSAL_BIAS = 0.6612
+REFUSAL_BIAS = 0.6907
 
 
 # Chosen on the fit split (scripts/fit_answerer.py prints the curve): past 1.5 log-odds the
@@ -336,9 +363,11 @@ EXACT = 0.95  # a word match this close is the same word (accents, case, plural 
 
 # What kind of answer a question wants, from its wording (French and English).
 _TYPE_PATTERNS = {
-    "number": re.compile(r"\b(how (many|much|long|old|far|large|big|tall|high|often)|what (percentage|proportion|number|"
-                         r"amount|size)|combien|quel(le)?s? (est|sont|était|étaient)? ?(le |la |l')?(nombre|"
-                         r"pourcentage|montant|taille|âge|superficie|population|proportion|part)|à quel âge|quel âge|"
+    "number": re.compile(r"\b(how (many|much|long|old|far|large|big|tall|high|often|deep|wide|heavy|fast)|what (percentage|"
+                         r"proportion|number|amount|size|depth|length|height|width|distance|weight|speed)|combien|"
+                         r"quel(le)?s? (est|sont|était|étaient)? ?(le |la |l')?(nombre|pourcentage|montant|taille|âge|"
+                         r"superficie|population|proportion|part|profondeur|longueur|hauteur|largeur|distance|poids|"
+                         r"vitesse)|à quel âge|quel âge|à quelle (profondeur|hauteur|distance|vitesse)|"
                          r"price|cost|budget|salary|population|prix|coût|salaire)\b", re.IGNORECASE),
     "date": re.compile(r"\b(when|what (year|date|century|decade|month|day|time)|in (which|what) (year|century|decade)|"
                        r"quand|en quelle (année|période)|(quelle|à quelle) (date|année|époque|période)|quel (siècle|"

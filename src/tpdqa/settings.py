@@ -47,7 +47,7 @@ class Settings(BaseSettings):
     fetch_k: int = Field(50, ge=1, description="Candidates each retriever (dense, BM25) contributes to the fusion.")
     chroma_url: str | None = Field(None, description="URL of a Chroma server (`chroma run`); empty: a local store in index_dir.")
     min_support: float = Field(
-        0.31, ge=0.0, le=1.0,
+        0.32, ge=0.0, le=1.0,
         description="The extractive answerer refuses when its calibrated probability that the sentences it would quote answer "
                     "the question is under this (0-1; higher refuses more; see docs/evaluation.md).",
     )
