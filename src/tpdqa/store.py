@@ -486,12 +486,10 @@ class Store:
         if collections is not None and not collections:
             return []
         where = None if collections is None else {"collection": {"$in": list(collections)}}
+        # No count() first: Chroma returns fewer hits from a small or empty collection, and at
+        # 100k chunks a count took longer than the search.
         with self._searches.shared():
-            store = self.dense(model)
-            size = store._collection.count()  # one call: on a server each is a request
-            if size == 0:
-                return []
-            hits = store.similarity_search_by_vector_with_relevance_scores(vector, k=min(k, size), filter=where)
+            hits = self.dense(model).similarity_search_by_vector_with_relevance_scores(vector, k=k, filter=where)
         return [(doc, 1.0 - float(distance)) for doc, distance in hits]
 
     def models_loaded(self) -> list[str]:
