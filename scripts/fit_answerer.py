@@ -89,10 +89,23 @@ def fit(rows: list[dict], c: float = 1.0) -> dict:
     # refused before the model), so the model does not see it.
     agree &= ~np.isin(np.arange(Q.shape[1]), [answer.QUESTION_FEATURES.index("best_type_found"),
                                               answer.QUESTION_FEATURES.index("best_type_missing")])
-    refusal = LogisticRegression(C=c, max_iter=2000, class_weight="balanced").fit(Q[keep][:, agree], labels[keep])
-    weights = np.zeros(Q.shape[1], dtype=np.float32)
-    weights[agree] = refusal.coef_[0]
-    answer.REFUSAL_WEIGHTS = weights
+    # ... and only with the sign its meaning gives it: more of the question's words met in
+    # the passages, a better score or meaning never lowers the odds of an answer. Fitted
+    # jointly, correlated word features can take the opposite sign (one offsetting
+    # another), and then a user's near miss ("who is the mayor", a word the documents never
+    # say) scores above an answerable question. The feature most against its sign leaves, and
+    # the model is fitted again, until none is.
+    agree &= np.array([f in answer.EXPECTED_SIGNS for f in answer.QUESTION_FEATURES])
+    expected = np.array([answer.EXPECTED_SIGNS.get(f, 0) for f in answer.QUESTION_FEATURES])
+    while True:
+        refusal = LogisticRegression(C=c, max_iter=2000, class_weight="balanced").fit(Q[keep][:, agree], labels[keep])
+        coef = np.zeros(Q.shape[1])
+        coef[agree] = refusal.coef_[0]
+        against = agree & (coef * expected < 0)
+        if not against.any():
+            break
+        agree[int(np.argmin(np.where(against, coef * expected, np.inf)))] = False
+    answer.REFUSAL_WEIGHTS = coef.astype(np.float32)
     answer.REFUSAL_BIAS = float(refusal.intercept_[0])
     print("refusal features kept:", [f for f, a in zip(answer.QUESTION_FEATURES, agree) if a])
     probabilities = np.array([r["found"].answer_probability(r["found"].best(r["found"].sentence_scores()),
@@ -159,14 +172,26 @@ def main(argv: list[str] | None = None) -> int:
     print("SENTENCE_BIAS =", round(answer.SENTENCE_BIAS, 4))
     print("REFUSAL_WEIGHTS =", json.dumps([round(float(w), 4) for w in answer.REFUSAL_WEIGHTS]))
     print("REFUSAL_BIAS =", round(answer.REFUSAL_BIAS, 4))
-    probabilities = model["probabilities"]
-    # min_support: the highest threshold that keeps false refusals <= 0.15 in every fit set
+    # MISSING_WORD and min_support together: for each gate threshold, the highest min_support
+    # that keeps false refusals <= 0.15 in every fit set; the pair with the best mean accuracy.
     sets = np.array([r["set"] for r in rows])
     answerable = np.array([r["answerable"] for r in rows])
-    chosen = max((t for t in np.arange(0.05, 0.9, 0.01).round(2)
-                  if all((probabilities[(sets == name) & answerable] < t).mean() <= 0.15 for name in args.sets)),
-                 default=None)
-    print("min_support (false refusals <= 0.15 in every fit set):", chosen)
+    results = []
+    for gate in (0.0, 0.4, 0.45, 0.5, 0.55):
+        answer.MISSING_WORD = gate
+        probabilities = np.array([r["found"].answer_probability(r["found"].best(r["found"].sentence_scores()),
+                                                                r["found"].sentence_scores()) for r in rows])
+        chosen = max((t for t in np.arange(0.05, 0.9, 0.01).round(2)
+                      if all((probabilities[(sets == name) & answerable] < t).mean() <= 0.15 for name in args.sets)),
+                     default=0.05)
+        scores = {name: accuracy([r for r in rows if r["set"] == name], probabilities[sets == name],
+                                 model["best_ok"][sets == name], chosen) for name in args.sets}
+        mean = float(np.mean([v["accuracy"] for v in scores.values()]))
+        print(f"MISSING_WORD {gate}: min_support {chosen}, mean accuracy {mean:.4f}", scores)
+        results.append((mean, gate, chosen, probabilities))
+    _, gate, chosen, probabilities = max(results, key=lambda r: r[0])
+    answer.MISSING_WORD = gate
+    print("chosen: MISSING_WORD =", gate, " min_support =", chosen)
     for name in [*args.sets, "all"]:
         mask = np.array([name == "all" or r["set"] == name for r in rows])
         subset = [r for r, m in zip(rows, mask) if m]

@@ -142,3 +142,16 @@ def test_a_who_question_is_judged_on_a_sentence_that_names_someone(tmp_path):
     assert found.items[found.best(scores)][1].metadata["section"] == "Offshore wind in the North Sea › Costs and financing"
     assert expected_type("How deep will the channel be dredged?") == "number"
     assert expected_type("À quelle profondeur le chenal sera-t-il dragué ?") == "number"
+
+
+def test_the_refusal_model_never_lowers_the_odds_of_an_answer_for_more_evidence():
+    """Every weight of the shipped refusal model has the sign its feature's meaning gives it
+    (more of the question's words met, a better score or meaning never make a refusal more
+    likely), so a refit that breaks the rule fails here."""
+    import numpy as np
+
+    from tpdqa.answer import EXPECTED_SIGNS, QUESTION_FEATURES, REFUSAL_WEIGHTS
+
+    for feature, weight in zip(QUESTION_FEATURES, REFUSAL_WEIGHTS):
+        assert weight == 0 or np.sign(weight) == EXPECTED_SIGNS.get(feature), (feature, weight)
+    assert np.any(REFUSAL_WEIGHTS != 0)
