@@ -18,8 +18,9 @@ all is a second logistic model, calibrated to a probability: the best sentence's
 and meaning and its margin over the next sentence, each held to the sign its meaning
 gives it; a typed question (how many / when / who) whose sentences hold no number, date
 or name, and a question whose words the first passages barely meet, are refused before
-it. Under ``min_support`` it refuses in the question's language, with no citation. Both models were fitted by ``scripts/fit_answerer.py`` on
-the fit split of the public generalisation benchmark only (docs/evaluation.md).
+it. Under ``min_support`` it refuses in the question's language, with no citation. Both
+models were fitted by ``scripts/fit_answerer.py`` on the fit split of the public
+generalisation benchmark only (docs/evaluation.md).
 
     >>> from tpdqa import Assistant
     >>> answer = Assistant().ask("Qui domine la production de puces mémoire ?")
@@ -318,8 +319,6 @@ class Candidates:
             return 0.0
         if named["best_type_missing"] > 0:  # asks how many / when / who, and the best sentence holds no such thing
             return 0.0
-        if named["evidence_min"] < MISSING_WORD:  # names something the first passages never mention
-            return 0.0
         return 1.0 / (1.0 + math.exp(-float(q @ REFUSAL_WEIGHTS + REFUSAL_BIAS)))
 
 
@@ -329,20 +328,15 @@ QUESTION_FEATURES = ("best_score", "best_meaning", "evidence_mean", "evidence_mi
                      "best_word_match", "best_exact_words", "best_type_found", "best_type_missing", "margin",
                      "words_matched")
 WORD_MISSING = 0.6  # a question word whose best match is under this is not in the passages
+TRANSLATED = 0.8  # ... and one over this is there, as itself, a translation or a derivation
 # The sign each question feature may take in the refusal model (scripts/fit_answerer.py).
 EXPECTED_SIGNS = {"best_score": 1, "best_meaning": 1, "evidence_mean": 1, "evidence_min": 1, "words_missing": -1,
                   "words_exact": 1, "best_word_match": 1, "best_exact_words": 1, "margin": 1, "words_matched": 1}
-TRANSLATED = 0.8  # ... and one over this is there, as itself, a translation or a derivation
 # Off-topic gate: best meaning + mean word match + half the share of words met (same word or
-# translation, so an English question on French passages is judged like a French one). SQuAD 2.0's
-# near misses reuse the paragraph's words, so the learned model reads much overlap as a
-# warning sign; a question whose words the passages never meet is off-topic all the same.
+# translation, so an English question on French passages is judged like a French one). The
+# fitted refusal model reads no word evidence (held to its sign, none survives the fit), so a
+# question whose words the passages never meet is refused here.
 OFF_TOPIC = 1.0
-# Missing-word gate: a content word of the question whose best match in the first passages
-# is under this (no same word, translation or derivation) makes a near miss ("who is the
-# mayor" of a place the documents describe). Chosen with min_support on the fit split, where
-# every threshold tried (0.4-0.55) cost more right answers than it refused near misses: 0, off.
-MISSING_WORD = 0.0
 
 # Fitted by scripts/fit_answerer.py on the fit split only (SQuAD 2.0 articles 0-7, PIAF
 # even-numbered articles), logistic regressions; see docs/evaluation.md.
