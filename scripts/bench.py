@@ -51,6 +51,9 @@ def pool() -> tuple[list[str], list[tuple[str, str]]]:
     """Unique passages and (question, passage) pairs from the public data, seeded order."""
     texts: list[str] = []
     questions: list[tuple[str, str]] = []
+    from tpdqa.evaluation import benchmark_data
+
+    benchmark_data(DATA)
     for path in (DATA / "piaf-v1.1" / "piaf-v1.1.json", DATA / "squad-v1.1-dev" / "dev-v1.1.json"):
         for article in json.loads(path.read_text())["data"]:
             for paragraph in article["paragraphs"]:
@@ -243,7 +246,7 @@ def bench_serve(work: Path, models: list[str]) -> None:
             except OSError:
                 time.sleep(1)
         questions = [json.loads(line)["question"] for line in
-                     (ROOT.parent / "shared" / "eval" / "tpd_dev.jsonl").read_text().splitlines() if line.strip()]
+                     (ROOT / "tests" / "data" / "tpd_dev.jsonl").read_text().splitlines() if line.strip()]
         subprocess.run([sys.executable, "-c", SERVE_CLIENT, url, "1"], input=json.dumps(questions[:2]),
                        capture_output=True, text=True)  # warm the models
         for clients in (1, 4, 16):

@@ -5,7 +5,7 @@ become one file each, in turn ``.md .html .pdf .docx .txt``, rendered the way re
 files come: Markdown with a ``#`` title, HTML pages with navigation, a cookie banner,
 a footer and inline tags inside sentences, PDFs with justified lines, end-of-line
 hyphenation, a running header and page numbers, DOCX with heading styles. Questions
-are written in the evaluation-set format of ``shared/eval/README.md``; for answerable
+are written in the evaluation-set format of ``docs/eval-format.md``; for answerable
 ones the gold answer spans form the one keyword group, so ``answer_keyword_recall`` is
 "the answer holds a gold span" and ``answer_accuracy`` counts refusals of unanswerable
 questions too.
@@ -224,6 +224,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--piaf-questions", type=int, default=1000,
                         help="questions kept per PIAF set, sampled with a fixed seed (default 1000)")
     args = parser.parse_args(argv)
+    from tpdqa.evaluation import benchmark_data
+
+    benchmark_data(args.data)
     args.out.mkdir(parents=True, exist_ok=True)
     summary = []
 

@@ -15,9 +15,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
 CORPUS = ROOT / "documents" / "tpd-asie-2025.txt"
-DEV_SET = SHARED / "eval" / "tpd_dev.jsonl"
+DEV_SET = ROOT / "tests" / "data" / "tpd_dev.jsonl"  # the development questions, kept with the tests
 CHROMIUM = os.environ.get("TPDQA_CHROMIUM", "/usr/bin/chromium")
 SHOTS = ROOT / "test-artifacts" / "screenshots"
 needs_chromium = pytest.mark.skipif(not Path(CHROMIUM).exists(),

@@ -56,6 +56,24 @@ def test_follow_up_uses_history(bundled_assistant):
     assert "Corée du Sud domine la production de puces mémoire" in follow.citations[0].quote
 
 
+def test_a_huge_history_turn_costs_no_more_than_a_short_one(bundled_assistant):
+    """A follow-up is read with the previous question; a request can send any history, so what
+    is read from it is bounded (a 100,000-character turn once took 30 s instead of 0.05 s)."""
+    import time
+
+    follow_up = "Et la Corée du Sud ?"
+    short = [{"role": "user", "content": "Dans quels domaines le Japon est-il leader ?"}]
+    huge = [{"role": "user", "content": "Dans quels domaines le Japon est-il leader ? " * 2300}]  # 103,500 chars
+    bundled_assistant.ask(follow_up, history=short)  # warm
+    timings = {}
+    for name, history in (("short", short), ("huge", huge)):
+        started = time.perf_counter()
+        answer = bundled_assistant.ask(follow_up, history=history)
+        timings[name] = time.perf_counter() - started
+        assert not answer.refused and "Corée" in answer.text
+    assert timings["huge"] < 3 * timings["short"] + 1.0, timings
+
+
 @pytest.mark.parametrize("question", ["", "   ", "x" * 2001])
 def test_bad_questions_get_a_clear_error(bundled_assistant, question):
     with pytest.raises(QuestionError, match="empty|limit is 2000"):

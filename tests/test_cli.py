@@ -31,6 +31,36 @@ def test_bad_questions_and_folders_exit_with_a_message_not_a_traceback(corpus_di
     assert "Traceback" not in empty.stderr + long.stderr + missing.stderr
 
 
+def test_a_document_too_short_to_quote_does_not_break_the_answers_beside_it(tmp_path):
+    docs = tmp_path / "documents"
+    docs.mkdir()
+    (docs / "sigma.txt").write_text("The sigma lab is in Oslo. It opened in 2020.\n", encoding="utf-8")
+    (docs / "short.txt").write_text("mu text\n", encoding="utf-8")
+    result = run_tpdqa("ask", "Where is the sigma lab?", "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    answer = json.loads(result.stdout)
+    assert not answer["refused"] and "Oslo" in answer["text"] and answer["citations"][0]["source"] == "sigma.txt"
+
+
+def test_a_missing_or_empty_documents_folder_says_so_and_leaves_nothing_behind(tmp_path):
+    missing = run_tpdqa("ask", "Where is the lab?", cwd=tmp_path)
+    assert missing.returncode == 1 and "documents folder documents does not exist" in missing.stderr
+    assert not (tmp_path / "index").exists()  # no empty index left behind
+    (tmp_path / "documents").mkdir()
+    for _ in range(2):
+        empty = run_tpdqa("ask", "Where is the lab?", cwd=tmp_path)
+        assert empty.returncode == 1 and "is empty: put" in empty.stderr and "Traceback" not in empty.stderr
+        assert "No index yet" not in empty.stderr
+
+
+def test_a_missing_users_file_is_named_as_missing(tmp_path):
+    listed = run_tpdqa("user", "list", "--users", "missing.toml", cwd=tmp_path)
+    served = run_tpdqa("serve", "--users", "missing.toml", "--port", "1", cwd=tmp_path)
+    for result in (listed, served):
+        assert result.returncode == 1 and "missing.toml does not exist" in result.stderr, result.stderr[-2000:]
+        assert "Traceback" not in result.stderr
+
+
 def test_help_documents_every_command(tmp_path):
     top = run_tpdqa("--help", cwd=tmp_path)
     assert all(cmd in top.stdout for cmd in ("index", "ask", "eval"))

@@ -34,3 +34,10 @@ def test_remove_only_inside_the_folder(tmp_path):
     assert (tmp_path / "secret.txt").exists()
     qa.remove_document("a.txt")
     assert not (tmp_path / "docs" / "a.txt").exists()
+
+
+def test_a_name_whose_text_direction_disguises_its_type_is_refused(tmp_path):
+    qa = Assistant(documents_dir=tmp_path / "docs", index_dir=tmp_path / "index")
+    with pytest.raises(DocumentError, match="text-direction"):
+        qa.add_document("report\u202etxt.html", b"<p>shown as reportlmth.txt</p>")
+    assert not (tmp_path / "docs").exists() or not any((tmp_path / "docs").iterdir())

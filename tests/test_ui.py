@@ -287,3 +287,58 @@ def test_sources_panel_scrolls_inside_its_box_after_ten_questions(page):
     assert bottom <= geometry["settingsTop"]  # the panel does not run over the Settings bar
     assert geometry["before"] == 0 and geometry["after"] > 0  # newest on top, the rest by scrolling
     assert page.locator("#sources .tpdqa-turn h4").first.inner_text() == questions[9 % len(questions)]
+
+
+@pytest.fixture(scope="module")
+def listener():
+    """A local HTTP server that counts the requests it gets: nothing in a quoted passage may reach it."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    hits: list[str] = []
+
+    class Count(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 - the http.server API
+            hits.append(self.path)
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", free_port()), Count)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield {"url": f"http://127.0.0.1:{httpd.server_address[1]}", "hits": hits}
+    httpd.shutdown()
+
+
+def test_markup_in_a_quoted_passage_is_shown_as_text_and_fetches_nothing(browser, listener, tmp_path):
+    docs = tmp_path / "documents"
+    docs.mkdir()
+    passage = (f'The pixel report embeds the tracking pixel <img src="{listener["url"]}/html.png"> and the '
+               f'badge ![badge]({listener["url"]}/markdown.png) in every page it sends.')
+    (docs / "pixels.txt").write_text(passage + "\n", encoding="utf-8")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TPDQA_")}
+    url = f"http://127.0.0.1:{port}"
+    with serving([sys.executable, "-m", "tpdqa.cli", "serve", "--port", str(port)], url, timeout=180,
+                 log=tmp_path / "serve.log", cwd=tmp_path, env=env):
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        page = context.new_page()
+        page.goto(url)
+        page.wait_for_selector("#question textarea", timeout=60_000)
+        page.wait_for_function("document.querySelector('#index-status').innerText.includes('Index ready')",
+                               timeout=180_000)
+        no_examples = "What does TPD stand for?" not in page.inner_text("#chatbot")
+        ask(page, "What does the pixel report embed in every page?", 1)
+        page.wait_for_timeout(1000)
+        bubble = page.locator("#chatbot .bot, #chatbot [data-testid='bot']").last
+        text = bubble.inner_text()
+        assert f'<img src="{listener["url"]}/html.png">' in text and f"[badge]({listener['url']}/markdown.png)" in text
+        assert bubble.locator("img").count() == 0
+        assert "[1]" in text and bubble.locator("a[href^='#tpdqa-src-']").count() == 1  # the marker still links
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / "markup_as_text.png"), full_page=True)
+        context.close()
+    assert listener["hits"] == []
+    assert no_examples  # the bundled article's example questions are not offered for a folder without it

@@ -117,12 +117,17 @@ def post(session: httpx.Client, elem_id: str, data: list, event: str = "click", 
                                                         "session_hash": session_hash, "event_data": None})
     if joined.status_code != 200:
         return {"msg": "http", "status": joined.status_code}
+    deadline = time.monotonic() + 180  # heartbeats arrive every 15 s: a stream that never completes ends here
     with session.stream("GET", "gradio_api/queue/data", params={"session_hash": session_hash}) as events:
+        if events.status_code != 200:
+            return {"msg": "http", "status": events.status_code}
         for line in events.iter_lines():
             if line.startswith("data:"):
                 message = json.loads(line[5:])
                 if message.get("msg") == "process_completed":
                     return message
+            if time.monotonic() > deadline:
+                break
     raise AssertionError("the queue never completed the event")
 
 
@@ -151,10 +156,18 @@ def test_admin_actions_by_hand_made_posts_need_an_admin(team):
     for elem_id, data in (("delete", ["scratch.txt"]), ("confirm-delete-yes", [None])):
         assert post(root, elem_id, data, session_hash=session_hash)["success"] is True
     assert not scratch.exists()
-    audit = (team["base"] / "index" / "audit.log").read_text(encoding="utf-8")
-    assert "user=alice action=re-index result=refused-not-admin" in audit
-    assert "user=root action=delete file=scratch.txt" in audit and "user=root action=re-index" in audit
-    assert "user=carol action=sign-in result=wrong-password" in audit and "user=root action=sign-in result=ok" in audit
+    audit = audit_lines(team)
+    assert {"user": "alice", "action": "re-index", "result": "refused-not-admin"} in audit
+    assert {"user": "root", "action": "delete", "file": "scratch.txt"} in audit
+    assert {"user": "root", "action": "re-index"} in audit
+    assert {"user": "carol", "action": "sign-in", "result": "wrong-password"} in audit
+    assert {"user": "root", "action": "sign-in", "result": "ok"} in audit
+
+
+def audit_lines(team) -> list[dict]:
+    """The audit log's lines as objects (every line must be one JSON object), without their time."""
+    lines = (team["base"] / "index" / "audit.log").read_text(encoding="utf-8").splitlines()
+    return [{k: v for k, v in json.loads(line).items() if k != "time"} for line in lines]
 
 
 @needs_chromium
@@ -241,3 +254,122 @@ def test_a_trusted_proxy_header_names_the_user_and_nothing_else_gets_in(tmp_path
         assert httpx.get(f"{url}config", headers={"X-Forwarded-User": "alice"}).status_code == 200
         assert httpx.get(f"{url}config").status_code == 401
         assert httpx.get(f"{url}config", headers={"X-Forwarded-User": "mallory"}).status_code == 401
+
+
+def test_a_session_hash_used_by_another_user_yields_nothing_of_the_first(team):
+    alice, bob = signed_in(team["url"], "alice"), signed_in(team["url"], "bob")
+    ids = handler(alice, "send")
+    question, hash_ = SALES, uuid.uuid4().hex[:10]
+    chat = [question, [], None, "extractive", [], None]
+    answered = post(alice, "send", chat, session_hash=hash_, ids=ids)
+    assert answered["success"] is True and "LAVENDER-42" in json.dumps(answered)
+    # bob, signed in as himself, replays her hash: her stream, her session and her state stay hers
+    with bob.stream("GET", "gradio_api/queue/data", params={"session_hash": hash_}) as stream:  # headers only
+        assert stream.status_code == 403
+    assert post(bob, "send", [LEGAL, [], None, "extractive", [], None], session_hash=hash_, ids=ids) == \
+        {"msg": "http", "status": 403}
+    for client_, status in ((bob, 403), (signed_in(team["url"], None), 401)):
+        with client_.stream("GET", f"gradio_api/heartbeat/{hash_}") as stream:  # an endless stream when let in
+            assert stream.status_code == status
+    # her own next turn in the same session still works, and her stored conversation has no turn of bob's
+    again = post(alice, "send", [question, [], None, "extractive", [], None], session_hash=hash_, ids=ids)
+    assert again["success"] is True
+    conversation = sqlite_rows(team["base"] / "index" / "conversations.sqlite")
+    assert LEGAL not in conversation.get("alice", "") and "2031" not in conversation.get("alice", "")
+    assert {"user": "bob", "action": "use-session", "result": "refused-other-user",
+            "path": "/gradio_api/queue/data"} in audit_lines(team)
+
+
+def sqlite_rows(path: Path) -> dict[str, str]:
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        return {user: messages for user, messages in conn.execute("SELECT user, messages FROM conversations")}
+
+
+def test_a_user_name_with_a_newline_cannot_forge_an_audit_line_and_refused_deletes_are_logged(team):
+    forged = 'eve\n{"time": "2026-01-01T00:00:00Z", "user": "root", "action": "delete", "file": "offer.txt"}'
+    assert httpx.post(f"{team['url']}login", data={"username": forged, "password": "x"}).status_code == 400
+    root = signed_in(team["url"], "root")
+    session_hash = uuid.uuid4().hex[:10]
+    for target in ("../users.toml", "/etc/passwd"):
+        assert post(root, "delete", [target], session_hash=session_hash)["success"] is True
+        assert post(root, "confirm-delete-yes", [None], session_hash=session_hash)["success"] is True
+    assert (team["base"] / "users.toml").exists()
+    audit = audit_lines(team)  # every line parses: nothing was split off as a line of its own
+    assert {"user": forged, "action": "sign-in", "result": "wrong-password"} in audit
+    assert {"user": "root", "action": "delete", "file": "offer.txt"} not in audit
+    refused = [a for a in audit if a.get("action") == "delete" and a.get("result") == "refused"]
+    assert {a["file"] for a in refused} >= {"../users.toml", "/etc/passwd"}
+    for name in ("audit.log", "conversations.sqlite"):  # other users' questions: the owner's only
+        assert (team["base"] / "index" / name).stat().st_mode & 0o077 == 0, name
+
+
+def test_an_admin_narrows_api_answers_to_the_collections_asked_for(team):
+    root = client(team["url"], "root")
+    narrowed = root.predict(SALES, None, ["legal"], api_name="/ask")
+    assert narrowed["refused"] and "LAVENDER" not in narrowed["text"]
+    assert {s.split("/")[0] for s in sources(narrowed, "retrieved")} <= {"legal"}
+    assert sources(root.predict(SALES, None, ["sales"], api_name="/ask")) == {"sales/offer.txt"}
+
+
+def test_sign_in_floods_leave_signed_in_users_served(team):
+    import threading
+
+    carol = signed_in(team["url"], "carol")
+    assert carol.get("config").status_code == 200
+    stop = threading.Event()
+
+    def flood(client_number: int) -> None:
+        with httpx.Client(base_url=team["url"], timeout=120) as anonymous:
+            for attempt in range(5):  # made-up names: each one is checked in full (no back-off yet)
+                if stop.is_set():
+                    return
+                anonymous.post("login", data={"username": f"flood-{client_number}-{attempt}", "password": "guess"})
+
+    threads = [threading.Thread(target=flood, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.5)  # the flood is under way
+    seconds = []
+    for _ in range(10):
+        started = time.monotonic()
+        assert carol.get("config").status_code == 200
+        seconds.append(time.monotonic() - started)
+        time.sleep(0.2)
+    busy = any(thread.is_alive() for thread in threads)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    assert max(seconds) < 0.2, seconds
+    assert busy, "the flood ended before the measurements: send more attempts"
+
+
+def test_the_failure_table_stays_bounded_whatever_names_are_tried(tmp_path, monkeypatch):
+    from tpdqa import users as users_module
+
+    monkeypatch.setattr(users_module, "MAX_TRACKED_NAMES", 5)
+    users = users_module.Users(tmp_path / "users.toml")
+    users.add("alice", "alice-password")
+    for n in range(12):
+        assert users.authenticate(f"nobody-{n}", "guess") is False
+    assert users.tracked() == 5
+    assert users.authenticate("alice", "alice-password") is True
+
+
+def test_changing_a_password_ends_the_sessions_signed_in_with_the_old_one(team):
+    added = run_tpdqa("user", "add", "dave", "--collections", "sales", "--users", "users.toml", cwd=team["base"],
+                      input="dave-password-1\n")
+    assert added.returncode == 0, added.stderr
+    dave = httpx.Client(base_url=team["url"], timeout=60)
+    assert dave.post("login", data={"username": "dave", "password": "dave-password-1"}).status_code == 200
+    assert dave.get("config").status_code == 200
+    time.sleep(0.05)  # a distinct modification time for the users file
+    changed = run_tpdqa("user", "add", "dave", "--collections", "sales", "--users", "users.toml", cwd=team["base"],
+                        input="dave-password-2\n")
+    assert changed.returncode == 0, changed.stderr
+    assert dave.get("config").status_code == 401
+    assert dave.post("login", data={"username": "dave", "password": "dave-password-1"}).status_code == 400
+    fresh = httpx.Client(base_url=team["url"], timeout=60)
+    assert fresh.post("login", data={"username": "dave", "password": "dave-password-2"}).status_code == 200
+    assert fresh.get("config").status_code == 200

@@ -20,12 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from tpdqa.answer import Answer, ExtractiveAnswerer
-from tpdqa.chain import build_chain, stream_chain
+from tpdqa.chain import build_chain, message_content, message_role, stream_chain
 from tpdqa.embeddings import get_embeddings
 from tpdqa.generate import GenerativeAnswerer, chat_model
 from tpdqa.retrieval import HybridRetriever
 from tpdqa.settings import USE_MODEL, Settings
-from tpdqa.ingest import SUPPORTED_SUFFIXES
+from tpdqa.ingest import SUPPORTED_SUFFIXES, iter_files
 from tpdqa.store import FileRecord, IndexBusyError, IndexStats, Progress, Store
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,10 @@ class QuestionError(ValueError):
 
 class DocumentError(ValueError):
     """A document that cannot be added or removed; the message says why."""
+
+
+class NoDocuments(FileNotFoundError):
+    """Nothing to answer from: the documents folder is missing, empty, or none of its files could be indexed."""
 
 
 class DocumentExists(DocumentError):
@@ -92,7 +96,20 @@ class Assistant:
 
     def index(self, progress: Progress | None = None) -> IndexStats:
         """Bring the index up to date with the documents folder (only changes are embedded)."""
+        self.check_folder()  # before the store: a missing folder leaves no empty index behind
         return self.current_store().sync(progress=progress)
+
+    def check_documents(self) -> list[Path]:
+        """The files of the documents folder; :class:`NoDocuments` if it does not exist."""
+        return iter_files(self.check_folder())
+
+    def check_folder(self) -> Path:
+        folder = Path(self.settings.documents_dir)
+        if not folder.is_dir():
+            raise NoDocuments(f"The documents folder {folder} does not exist: create it and put "
+                              f"{' '.join(SUPPORTED_SUFFIXES)} files in it, or point --documents-dir "
+                              "(TPDQA_DOCUMENTS_DIR) at yours.")
+        return folder
 
     def current_store(self) -> Store:
         """The store, current with what other processes wrote; rebuilt if its files were deleted."""
@@ -122,7 +139,7 @@ class Assistant:
         """
         question = self._ready(question)
         chain = build_chain(self.retriever, self.answerer_for(llm or self.settings.llm))
-        return chain.invoke({"question": question, "history": history or [], "timings": timings,
+        return chain.invoke({"question": question, "history": self.bounded_history(history), "timings": timings,
                              "collections": collections})
 
     def add_document(self, name: str, data: bytes, if_exists: str = "error") -> str:
@@ -178,7 +195,8 @@ class Assistant:
         question = self._ready(question)
         answerer = self.answerer_for(llm or self.settings.llm)
         yield from stream_chain(self.retriever, answerer,
-                                {"question": question, "history": history or [], "collections": collections})
+                                {"question": question, "history": self.bounded_history(history),
+                                 "collections": collections})
 
     def collections(self) -> list[str]:
         """The collections of the indexed documents: ``default`` (files at the top level of the
@@ -188,11 +206,35 @@ class Assistant:
     def _ready(self, question: Any) -> str:
         """The checked question, with an index to answer from (built on first use)."""
         question = self.check_question(question)
+        self.check_folder()
         store = self.current_store()
-        if store.is_empty():
-            self.index()
+        if store.is_empty():  # the folder is only listed then: a scan costs seconds at 100k files
+            files = self.check_documents()
+            if files:
+                self.index()
+                store = self.current_store()
+            if store.is_empty() and not self.settings.chroma_url:
+                self._nothing_indexed(files)
         store.refresh_from_server()  # replicas: chunks another replica indexed get into BM25
         return question
+
+    def bounded_history(self, history: list[Any] | None) -> list[dict[str, str]]:
+        """The conversation as the answerer reads it: the last ``max_history_turns`` turns,
+        each cut to its last ``max_history_chars`` characters. A request's history is text
+        like its question: unbounded, one turn of 100,000 characters would cost as much as
+        a hundred questions (and was read with every follow-up)."""
+        turns = list(history or [])[-self.settings.max_history_turns:] if self.settings.max_history_turns else []
+        limit = self.settings.max_history_chars
+        return [{"role": message_role(turn) or "assistant", "content": message_content(turn)[-limit:]}
+                for turn in turns]
+
+    def _nothing_indexed(self, files: list[Path]) -> None:
+        folder = self.settings.documents_dir
+        if not files:
+            raise NoDocuments(f"The documents folder {folder} is empty: put {' '.join(SUPPORTED_SUFFIXES)} files in "
+                              "it (or upload them on the chat's Documents tab), then ask again.")
+        raise NoDocuments(f"None of the {len(files)} file(s) in {folder} could be indexed: `tpdqa index` (or the "
+                          "chat's Documents tab) says why for each.")
 
     def check_question(self, question: Any) -> str:
         if not isinstance(question, str) or not question.strip():
@@ -207,12 +249,18 @@ class Assistant:
         return question
 
 
+BIDI_CONTROLS = r"[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+
+
 def safe_document_name(name: str) -> str:
     """``name`` if it is a plain, supported file name; else :class:`DocumentError`."""
     if not name or name != Path(name).name or "\\" in name or name.startswith(".") or ".." in name:
         raise DocumentError(f"Refused file name {name!r}: use a plain file name, without folders or leading dots.")
-    if re.search(r"[\x00-\x1f]", name):
+    if re.search(r"[\x00-\x1f\x7f]", name):
         raise DocumentError(f"Refused file name {name!r}: it contains control characters.")
+    if re.search(BIDI_CONTROLS, name):  # "report\u202etxt.html" would show as "reportlmth.txt"
+        raise DocumentError(f"Refused file name {name!r}: it contains text-direction controls that disguise "
+                            "its type; rename it.")
     if Path(name).suffix.lower() not in SUPPORTED_SUFFIXES:
         raise DocumentError(f"{name}: unsupported file type; supported: {', '.join(SUPPORTED_SUFFIXES)}.")
     return name

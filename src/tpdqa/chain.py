@@ -44,13 +44,13 @@ def is_follow_up(question: str) -> bool:
 
 def standalone_question(question: str, history: list[Any] | None) -> str:
     """The text to retrieve with: the question, or the previous question + an elliptic follow-up."""
-    previous = [turn for turn in (history or []) if _role(turn) == "user"]
+    previous = [turn for turn in (history or []) if message_role(turn) == "user"]
     if not previous or not is_follow_up(question):
         return question
-    return f"{_content(previous[-1])} {question}"
+    return f"{message_content(previous[-1])} {question}"
 
 
-def _role(turn: Any) -> str:
+def message_role(turn: Any) -> str:
     if isinstance(turn, dict):
         return turn.get("role", "")
     if isinstance(turn, (list, tuple)):
@@ -58,7 +58,7 @@ def _role(turn: Any) -> str:
     return getattr(turn, "type", "") in ("human", "user") and "user" or ""
 
 
-def _content(turn: Any) -> str:
+def message_content(turn: Any) -> str:
     if isinstance(turn, dict):
         return str(turn.get("content", ""))
     if isinstance(turn, (list, tuple)):
@@ -71,7 +71,7 @@ def prepare(inputs: dict[str, Any], answerer: Any) -> dict[str, Any]:
     question, history = inputs["question"], inputs.get("history") or []
     rewrite = getattr(answerer, "rewrite", None)
     if history and rewrite is not None:  # an LLM reads the conversation itself
-        query = rewrite(question, [{"role": _role(t) or "assistant", "content": _content(t)} for t in history])
+        query = rewrite(question, [{"role": message_role(t) or "assistant", "content": message_content(t)} for t in history])
     else:
         query = standalone_question(question, history)
     return {**inputs, "query": query, "lang": guess_lang(question)}

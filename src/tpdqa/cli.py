@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "--qrels all --every 7 --limit 1000",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     source = p_eval.add_mutually_exclusive_group(required=True)
-    source.add_argument("--dataset", type=Path, help="questions, JSON Lines (see shared/eval/README.md)")
+    source.add_argument("--dataset", type=Path, help="questions, JSON Lines (format: docs/eval-format.md)")
     source.add_argument("--beir", type=Path, help="a folder in BEIR layout, for retrieval-only scores")
     p_eval.add_argument("--out", type=Path, default=Path("eval-out"), help="folder for the reports (default ./eval-out)")
     p_eval.add_argument("--qrels", default="test", help="BEIR: qrels file name under qrels/ (default test)")
@@ -175,7 +175,9 @@ def _print_stats(stats, file=None) -> None:
 
 def cmd_ask(args: argparse.Namespace) -> int:
     assistant = _assistant(args)
-    if assistant.store.is_empty():
+    assistant.check_question(args.question)
+    assistant.check_folder()
+    if assistant.store.is_empty() and assistant.check_documents():
         print("No index yet: indexing the documents first.", file=sys.stderr)
         _print_stats(assistant.index(progress=_tqdm_progress()), file=sys.stderr)  # stdout: the answer only
     answer = assistant.ask(args.question, collections=args.collections)
@@ -210,6 +212,9 @@ def cmd_user(args: argparse.Namespace) -> int:
     from tpdqa.users import Users
 
     users = Users(args.users_file or Settings().users_file or Path("users.toml"))
+    if args.action in ("list", "remove") and not users.path.exists():
+        raise FileNotFoundError(f"Users file {users.path} does not exist: create it with "
+                                f"`tpdqa user add NAME --role admin --users {users.path}`.")
     if args.action == "list":
         for name in users.names():
             user = users.get(name)

@@ -22,6 +22,10 @@ from typing import Any
 
 class Conversations:
     def __init__(self, path: str | Path) -> None:
+        if str(path) != ":memory:":
+            from tpdqa.users import private_file
+
+            private_file(Path(path))  # other users' questions and answers: the owner's only
         self._conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
         self._lock = threading.Lock()
         with self._lock, self._conn:

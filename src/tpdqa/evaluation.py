@@ -1,4 +1,4 @@
-"""Evaluation sets (JSON Lines, see ``shared/eval/README.md``) and their scoring.
+"""Evaluation sets (JSON Lines, see ``docs/eval-format.md``) and their scoring.
 
 The questions go through ``Assistant.ask``, the chat's own path, so the report
 measures what a user gets.
@@ -33,6 +33,16 @@ class Question:
     answer_keywords: list[list[str]]
 
 
+def benchmark_data(path: Path) -> Path:
+    """``path`` if the public benchmark data is there; else a one-line exit that says where it goes.
+    Only benchmarks and fitting scripts read it: the test suite needs none of it."""
+    if not path.exists():
+        raise SystemExit(f"Benchmark data missing: {path} does not exist. Put the public data folder "
+                         "(piaf-v1.1, squad-v1.1-dev, squad-v2.0-dev-half, beir-scifact) beside the repository as "
+                         "../shared/data, or pass its location (--data / --beir).")
+    return path
+
+
 def read_dataset(path: str | Path) -> list[Question]:
     questions = []
     for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
@@ -46,7 +56,7 @@ def read_dataset(path: str | Path) -> list[Question]:
                 answer_keywords=raw.get("answer_keywords", []),
             ))
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise ValueError(f"{path}, line {number}: not a valid question ({exc}); see shared/eval/README.md") from exc
+            raise ValueError(f"{path}, line {number}: not a valid question ({exc}); see docs/eval-format.md") from exc
     return questions
 
 
@@ -103,7 +113,7 @@ def percentile(values: list[float], q: float) -> float | None:
 
 
 def score(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """The report keys of shared/eval/README.md over per-question rows."""
+    """The report keys of docs/eval-format.md over per-question rows."""
     answerable = [r for r in rows if r["answerable"]]
     unanswerable = [r for r in rows if not r["answerable"]]
     cited = [hit for r in answerable for hit in r["citation_hits"]]

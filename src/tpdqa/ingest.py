@@ -25,8 +25,10 @@ from langchain_core.documents import Document
 from langchain_text_splitters import TextSplitter
 
 from tpdqa.language import guess_lang, split_paragraphs, split_sentences
+from tpdqa.sandbox import Limits, OverLimit, ParseFailure, check_archive, check_size, sandbox
 
 SUPPORTED_SUFFIXES = (".txt", ".md", ".markdown", ".html", ".htm", ".pdf", ".docx")
+ZIP_SUFFIXES = (".docx",)  # zip containers: their unpacked size is checked before parsing
 # cp1252 before latin-1: it decodes the same bytes except 0x80-0x9f, where it has
 # the curly quotes and euro sign that Windows files actually contain.
 TEXT_ENCODINGS = ("utf-8-sig", "cp1252", "latin-1")
@@ -54,6 +56,7 @@ class LoadedFolder:
     sources: list[str] = field(default_factory=list)  # files read successfully
     hashes: dict[str, str] = field(default_factory=dict)  # source -> sha256 of the bytes
     unchanged: list[str] = field(default_factory=list)  # files skipped: same bytes as already indexed
+    chunks: list[Document] = field(default_factory=list)  # with load_folder(chunking=...)
 
 
 def iter_files(folder: Path) -> list[Path]:
@@ -65,37 +68,62 @@ def iter_files(folder: Path) -> list[Path]:
     )
 
 
-def load_folder(folder: str | Path, indexed: dict[str, str] | None = None) -> LoadedFolder:
+def load_folder(folder: str | Path, indexed: dict[str, str] | None = None, limits: Limits | None = None,
+                chunking: tuple[int, int] | None = None) -> LoadedFolder:
     """Documents of every file under ``folder``; a file whose sha256 is its ``indexed``
-    one is hashed but not parsed (listed in ``unchanged``): a no-op re-index reads bytes only."""
+    one is hashed but not parsed (listed in ``unchanged``): a no-op re-index reads bytes only.
+
+    Each file is parsed in the :mod:`tpdqa.sandbox` child under ``limits``; with ``chunking``
+    (chunk_size, chunk_overlap) it is chunked there too (``chunks``), so a file whose text
+    is huge costs its own budget, not the indexer's. Any failure of one file, whatever the
+    parser raised, is a :class:`FileError` with the reason; the others go on."""
     folder = Path(folder)
     indexed = indexed or {}
+    limits = limits or Limits()
     if not folder.is_dir():
         raise FileNotFoundError(
-            f"Documents folder {folder} does not exist: create it and put .txt/.md/.html/.pdf/.docx files in it, "
-            "or set TPDQA_DOCUMENTS_DIR."
+            f"Documents folder {folder} does not exist: create it and put {'/'.join(SUPPORTED_SUFFIXES)} files in "
+            "it, or set TPDQA_DOCUMENTS_DIR."
         )
     result = LoadedFolder()
     for path in iter_files(folder):
         source = path.relative_to(folder).as_posix()
         try:
+            check_size(path.stat().st_size, limits)
             data = path.read_bytes()
             sha = hashlib.sha256(data).hexdigest()
             if indexed.get(source) == sha:
                 result.unchanged.append(source)
                 result.hashes[source] = sha
                 continue
-            docs = load_bytes(data, source)
-        except UnusableFile as exc:
+            docs, chunks = sandbox.run(read_file, (data, source, limits, chunking), limits)
+        except (UnusableFile, OverLimit) as exc:
             result.errors.append(FileError(source, str(exc)))
             continue
         except OSError as exc:
             result.errors.append(FileError(source, f"cannot be read ({exc.strerror or exc})"))
             continue
+        except RecursionError:
+            result.errors.append(FileError(source, "nested too deeply to read (a malformed or hostile file)"))
+            continue
+        except Exception as exc:  # noqa: BLE001 - a parser's own error: the file is reported, the rest indexed
+            kind = exc.kind if isinstance(exc, ParseFailure) else type(exc).__name__
+            detail = (str(exc).strip().splitlines() or [""])[0][:200]
+            result.errors.append(FileError(source, f"cannot be read: malformed or corrupt ({kind}"
+                                                   + (f": {detail})" if detail else ")")))
+            continue
         result.documents.extend(docs)
+        result.chunks.extend(chunks)
         result.sources.append(source)
         result.hashes[source] = sha
     return result
+
+
+def read_file(data: bytes, source: str, limits: Limits,
+              chunking: tuple[int, int] | None = None) -> tuple[list[Document], list[Document]]:
+    """One file's documents and (with ``chunking``) chunks; runs in the sandbox's child."""
+    docs = load_bytes(data, source, limits)
+    return docs, (chunk_documents(docs, *chunking) if chunking else [])
 
 
 @dataclass
@@ -134,7 +162,7 @@ def sql_in_collections(collections: list[str] | tuple[str, ...] | None) -> tuple
     return f" AND ({' OR '.join(tests)})", params
 
 
-def load_bytes(data: bytes, source: str) -> list[Document]:
+def load_bytes(data: bytes, source: str, limits: Limits | None = None) -> list[Document]:
     """Documents of one file's bytes, one per section (and page); raises :class:`UnusableFile`.
 
     Headings never stay in the body: they become ``metadata["section"]`` (the heading
@@ -145,6 +173,8 @@ def load_bytes(data: bytes, source: str) -> list[Document]:
         raise UnusableFile(f"unsupported file type '{suffix or '(none)'}'; supported: {', '.join(SUPPORTED_SUFFIXES)}")
     if not data.strip():
         raise UnusableFile("empty file")
+    if suffix in ZIP_SUFFIXES:
+        check_archive(data, limits or Limits())
     sections, title = _LOADERS[suffix](data)
     sections = [Section(s.headings, clean_text(s.text), s.page) for s in sections]
     sections = [s for s in sections if s.text]
@@ -262,6 +292,10 @@ def _load_html(data: bytes):
     from bs4 import BeautifulSoup
 
     soup = BeautifulSoup(decode_text(data), "html.parser")
+    depth = _depth(soup)
+    if depth > MAX_HTML_DEPTH:  # reading blocks looks up each one's parents: deep nesting is quadratic
+        raise UnusableFile(f"its elements nest {depth} levels deep (over {MAX_HTML_DEPTH}): a malformed or generated "
+                           "page, not a document")
     title = soup.title.get_text(" ", strip=True) if soup.title else None
     for tag in soup(["script", "style", "noscript", "template", "nav", "footer", "aside", "form", "header",
                      "button", "iframe", "svg", "head"]):
@@ -305,6 +339,19 @@ def _load_html(data: bytes):
         sections = [Section((), root.get_text("\n"))]
     title = title or next((s.headings[0] for s in sections if s.headings and s.headings[0]), None)
     return [Section(tuple(h for h in s.headings if h), s.text) for s in sections], title
+
+
+MAX_HTML_DEPTH = 512  # real pages nest a few dozen levels; lxml's own parser stops at 256
+
+
+def _depth(root) -> int:
+    """How deep elements nest under ``root`` (iterative: a page may nest deeper than Python recurses)."""
+    deepest, stack = 0, [(root, 0)]
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        stack.extend((child, level + 1) for child in getattr(node, "contents", ()) if hasattr(child, "contents"))
+    return deepest
 
 
 def _load_docx(data: bytes):
@@ -509,16 +556,32 @@ class ParagraphSentenceSplitter(TextSplitter):
     def _split_long(self, paragraph: str) -> list[str]:
         if len(paragraph) <= self._chunk_size:
             return [paragraph]
-        sentences = split_sentences(paragraph, self._lang)
         pieces = []
-        for sentence in sentences:  # a sentence longer than a chunk is cut on words
-            while len(sentence) > self._chunk_size:
-                cut = sentence.rfind(" ", 0, self._chunk_size)
-                cut = cut if cut > 0 else self._chunk_size
-                pieces.append(sentence[:cut])
-                sentence = sentence[cut:].strip()
-            pieces.append(sentence)
-        return self._merge_splits(pieces, " ")
+        for sentence in self._sentences(paragraph):  # a sentence longer than a chunk is cut on words
+            start, end = 0, len(sentence)
+            while end - start > self._chunk_size:  # positions, not slices: a 10 MB line stays linear
+                cut = sentence.rfind(" ", start, start + self._chunk_size)
+                cut = cut if cut > start else start + self._chunk_size
+                pieces.append(sentence[start:cut])
+                start = cut
+                while start < end and sentence[start] == " ":
+                    start += 1
+            pieces.append(sentence[start:])
+        return self._merge_splits([p for p in pieces if p], " ")
+
+    def _sentences(self, paragraph: str) -> list[str]:
+        """pysbd's sentences; a paragraph far beyond any prose (a minified or generated line)
+        is first cut into windows on spaces, as pysbd's rules are not linear in the length."""
+        window = 20 * self._chunk_size
+        if len(paragraph) <= window:
+            return split_sentences(paragraph, self._lang)
+        out, start = [], 0
+        while start < len(paragraph):
+            cut = paragraph.rfind(" ", start, start + window) if start + window < len(paragraph) else len(paragraph)
+            cut = cut if cut > start else min(start + window, len(paragraph))
+            out += split_sentences(paragraph[start:cut], self._lang)
+            start = cut
+        return out
 
 
 def chunk_id(source: str, page: int | None, section: str, text: str) -> str:

@@ -161,6 +161,9 @@ class SentenceIndex(DocumentIndex):
         out = []
         for i in ids:
             units = json.loads(found[i][2])
+            if not units:  # a chunk too short to quote ("mu text"): nothing to judge
+                out.append(([], np.zeros((0, 0), dtype=np.float32)))
+                continue
             vectors = np.frombuffer(found[i][3], dtype=np.float16).reshape(len(units), -1).astype(np.float32)
             out.append((units, vectors))
         return out

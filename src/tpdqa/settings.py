@@ -23,6 +23,8 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from tpdqa.sandbox import Limits
+
 USE_MODEL = "use-multilingual-v3"
 E5_MODEL = "multilingual-e5-small"
 MINILM_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
@@ -52,6 +54,15 @@ class Settings(BaseSettings):
                     "the question is under this (0-1; higher refuses more; see docs/evaluation.md).",
     )
     max_question_chars: int = Field(2000, description="Longest question accepted.")
+    max_history_chars: int = Field(2000, ge=100, description=(
+        "Longest text read from one earlier turn of a conversation (longer turns are cut to their end)."))
+    max_history_turns: int = Field(20, ge=0, description="Earlier turns of a conversation read with a question.")
+    max_file_mb: float = Field(200.0, gt=0, description="Files larger than this (MB) are not indexed, with the reason.")
+    max_unpacked_mb: float = Field(256.0, gt=0, description=(
+        "Largest unpacked size (MB) of a zip-based file (.docx): a bigger one, or one whose parts inflate over "
+        "100-fold, is not indexed (zip bombs)."))
+    parse_timeout: float = Field(120.0, gt=0, description="Seconds one file may take to parse before it is skipped.")
+    parse_memory_mb: int = Field(2048, ge=256, description="Memory (MB) the process that parses one file may use.")
     llm: str = Field("extractive", description=(
         "Answerer: extractive (no model), ollama:MODEL, openai:MODEL (OpenAI or any compatible server with "
         "llm_base_url), llamacpp:/path/model.gguf."))
@@ -73,6 +84,11 @@ class Settings(BaseSettings):
         "nothing but the proxy can reach the server."))
     concurrency: int = Field(4, ge=1, description=(
         "Questions the chat and /ask answer at once (more wait in Gradio's queue); see docs/evaluation.md."))
+
+    def limits(self) -> Limits:
+        """What reading one file may cost (see :mod:`tpdqa.sandbox`)."""
+        return Limits(max_file_mb=self.max_file_mb, max_unpacked_mb=self.max_unpacked_mb,
+                      timeout_s=self.parse_timeout, memory_mb=self.parse_memory_mb)
 
     @field_validator("embedding_models", mode="before")
     @classmethod

@@ -58,7 +58,7 @@ from filelock import FileLock, Timeout
 from langchain_core.documents import Document
 
 from tpdqa.embeddings import collection_name, get_embeddings
-from tpdqa.ingest import INGEST_VERSION, FileError, chunk_documents, collection_of, load_folder, sql_in_collections
+from tpdqa.ingest import INGEST_VERSION, FileError, collection_of, load_folder, sql_in_collections
 from tpdqa.lexical import LexicalIndex
 from tpdqa.sentences import SentenceIndex
 from tpdqa.settings import USE_MODEL, Settings
@@ -261,8 +261,9 @@ class Store:
         same_setup = self._meta("signature") == signature
         # Files whose bytes were fully indexed under the same setup are not even parsed.
         indexed = {s: r.sha256 for s, r in previous.items() if r.done} if same_setup else {}
-        loaded = load_folder(self.settings.documents_dir, indexed=indexed)
-        chunks = chunk_documents(loaded.documents, self.settings.chunk_size, self.settings.chunk_overlap)
+        loaded = load_folder(self.settings.documents_dir, indexed=indexed, limits=self.settings.limits(),
+                             chunking=(self.settings.chunk_size, self.settings.chunk_overlap))
+        chunks = loaded.chunks
         per_source = Counter(c.metadata["source"] for c in chunks)
         failed_sources = {e.source for e in loaded.errors}
         gone = [s for s in previous if s not in loaded.hashes and s not in failed_sources]
@@ -441,6 +442,12 @@ class Store:
         with self._lock:
             rows = self._manifest.execute(query + " ORDER BY source").fetchall()
         return [FileRecord(*row[:4], done=bool(row[4])) for row in rows]
+
+    def has_file(self, source: str) -> bool:
+        """Whether ``source`` is indexed (one row read, whatever the folder's size)."""
+        with self._lock:
+            return self._manifest.execute("SELECT 1 FROM tpdqa_files WHERE source = ? AND done = 1",
+                                          (source,)).fetchone() is not None
 
     def failures(self) -> list[FileError]:
         """Files the last sync (of any process) could not index, with the reason."""

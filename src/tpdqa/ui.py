@@ -26,22 +26,28 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from starlette.middleware import Middleware
 
+from tpdqa.access import SessionGuard, password_check
 from tpdqa.answer import Answer
 from tpdqa.assistant import Assistant, DocumentError, DocumentExists, QuestionError, explain
 from tpdqa.conversations import Conversations
-from tpdqa.ingest import SECTION_SEP, SUPPORTED_SUFFIXES, chunk_body
+from tpdqa.ingest import SECTION_SEP, SUPPORTED_SUFFIXES, chunk_body, collection_of
 from tpdqa.store import IndexStats, Progress
-from tpdqa.users import ALL, LOCAL, User, Users, audit_log, open_audit_log
+from tpdqa.users import ALL, LOCAL, User, Users, audit, open_audit_log
 
 log = logging.getLogger(__name__)
 
-EXAMPLES = [
-    "Qui domine la production de puces mémoire ?",
-    "Dans quels domaines le Japon est-il leader ?",
-    "What does TPD stand for?",
-    "Which AI stack layers should exports cover under the US-Japan plan?",
-]
+# Example questions offered under the chat, per document: shown only while that document is
+# indexed and the user may read it (a folder of other files gets no misleading examples).
+EXAMPLES = {
+    "tpd-asie-2025.txt": [
+        "Qui domine la production de puces mémoire ?",
+        "Dans quels domaines le Japon est-il leader ?",
+        "What does TPD stand for?",
+        "Which AI stack layers should exports cover under the US-Japan plan?",
+    ],
+}
 NO_SOURCES = '<div class="tpdqa-empty">Sources of the answers appear here.</div>'
 
 CSS = """
@@ -140,17 +146,28 @@ def _stats_line(stats) -> str:
 # -- rendering ---------------------------------------------------------------------------
 
 def render_answer(answer: Answer, turn: int) -> str:
-    """Markdown for the chat bubble: markers become links to the turn's passages;
-    generated sentences that no passage supports are flagged."""
+    """Markdown for the chat bubble: the answer's text shown as text (a quoted ``<img>`` or
+    ``![x](http://…)`` from a document is printed, never rendered or fetched); markers
+    become links to the turn's passages; generated sentences no passage supports are flagged."""
     if answer.refused:
-        return f"⚠️ *{answer.text}*"
-    text = answer.text
+        return f"⚠️ *{as_text(answer.text)}*"
+    text = as_text(answer.text)
     for sentence in answer.unsupported:
-        text = text.replace(sentence, f"{sentence} ⚠️ *(not supported by the documents)*", 1)
-    text = re.sub(r"\[(\d+)\]", lambda m: f"[\\[{m.group(1)}\\]](#tpdqa-src-{turn}-{m.group(1)})", text)
+        quoted = as_text(sentence)
+        text = text.replace(quoted, f"{quoted} ⚠️ *(not supported by the documents)*", 1)
+    text = re.sub(r"\\\[(\d+)\\\]", lambda m: f"[\\[{m.group(1)}\\]](#tpdqa-src-{turn}-{m.group(1)})", text)
     if any(w.startswith("answer_language:") for w in answer.warnings):
         text += "\n\n*⚠️ The answer is not in the language of the question.*"
     return text
+
+
+# Markdown's and HTML's special characters; each is printed as itself after a backslash (CommonMark).
+_MARKUP = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>&$:])")
+
+
+def as_text(text: str) -> str:
+    """``text`` for a Markdown component, shown exactly as written: nothing in it is markup."""
+    return _MARKUP.sub(r"\\\1", text)
 
 
 def render_sources(answer: Answer, turn: int) -> str:
@@ -211,16 +228,19 @@ def build_app(assistant: Assistant, indexing: IndexingState | None = None, users
     def admin(request: gr.Request | None, action: str) -> User:
         user = who(request)
         if not user.is_admin:
-            audit_log.info("user=%s action=%s result=refused-not-admin", user.name, action)
+            audit(user=user.name, action=action, result="refused-not-admin")
             raise gr.Error(f"Only an admin may {action}; {user.name} is a {user.role}.")
         return user
 
-    def scope(user: User, chosen: list[str] | None, offered: list[str] = ()) -> list[str] | None:
+    def scope(user: User, chosen: list[str] | None, offered: list[str] | None = None) -> list[str] | None:
         """The collections a question reads (None: all): those the user may read, less those
-        left unticked among the ``offered`` ones (a collection made since the page loaded is in)."""
+        not ``chosen`` among the ``offered`` ones (the page's picker: a collection made since
+        the page loaded is in; an API call offers every collection). Narrows for every role,
+        never widens."""
         present = assistant.collections()
         allowed = user.may_read(present)
         if chosen is not None:
+            offered = present if offered is None else offered
             allowed = [c for c in allowed if c in chosen or c not in offered]
         # everything: no filter at all, which costs Chroma nothing (a where clause does)
         return None if ALL in user.collections and len(allowed) == len(present) else allowed
@@ -249,7 +269,7 @@ def build_app(assistant: Assistant, indexing: IndexingState | None = None, users
                     answer = item
                     continue
                 text += item
-                history[-1] = {"role": "assistant", "content": text + " …"}
+                history[-1] = {"role": "assistant", "content": as_text(text) + " …"}
                 yield "", history, panels, _panel(panels)
         except Exception as exc:  # noqa: BLE001 - an LLM server down, an index deleted: one line, details logged
             log.exception("answering %r failed", question)
@@ -279,7 +299,7 @@ def build_app(assistant: Assistant, indexing: IndexingState | None = None, users
                 "\n".join(f"- {line}" for line in notes or []), indexing.markdown(assistant))  # admins only
 
     def reindexed(notes: list[str], progress, user: User) -> tuple:
-        audit_log.info("user=%s action=re-index", user.name)
+        audit(user=user.name, action="re-index")
         stats = indexing.run(assistant, progress=lambda stage, done, total: progress((done, total), desc=stage,
                                                                                      unit="passages"))
         if stats is None:
@@ -292,13 +312,13 @@ def build_app(assistant: Assistant, indexing: IndexingState | None = None, users
         for name, data in uploads:
             try:
                 saved = assistant.add_document(name, data, if_exists=if_exists)
-                audit_log.info("user=%s action=upload file=%s bytes=%d mode=%s", user.name, saved, len(data),
-                               if_exists)
+                audit(user=user.name, action="upload", file=saved, bytes=len(data), mode=if_exists)
                 notes.append(f"added {saved}" if saved == name or if_exists != "keep_both"
                              else f"added {name} as {saved} (kept both)")
             except DocumentExists:
                 conflicts.append((name, data))
             except DocumentError as exc:
+                audit(user=user.name, action="upload", file=name, result="refused", reason=str(exc))
                 notes.append(f"refused: {exc}")
         return notes, conflicts
 
@@ -345,9 +365,10 @@ def build_app(assistant: Assistant, indexing: IndexingState | None = None, users
             return (*documents_view(["nothing to delete"]), None, gr.Row(visible=False))
         try:
             assistant.remove_document(source)
-            audit_log.info("user=%s action=delete file=%s", user.name, source)
+            audit(user=user.name, action="delete", file=source)
             notes = [f"deleted {source}"]
         except DocumentError as exc:
+            audit(user=user.name, action="delete", file=source, result="refused", reason=str(exc))
             notes = [str(exc)]
         return (*reindexed(notes, progress, user), None, gr.Row(visible=False))
 
@@ -378,10 +399,20 @@ def build_app(assistant: Assistant, indexing: IndexingState | None = None, users
         except Exception:  # noqa: BLE001 - the header says what is wrong
             generation = seen
         user = who(request)
-        if generation == seen or not user.is_admin:
-            return indexing.markdown(assistant, user), gr.skip(), gr.skip(), generation
+        if generation == seen:
+            return indexing.markdown(assistant, user), gr.skip(), gr.skip(), generation, gr.skip()
+        offered_examples = gr.Chatbot(examples=examples_for(user))  # a document came or went
+        if not user.is_admin:
+            return indexing.markdown(assistant, user), gr.skip(), gr.skip(), generation, offered_examples
         rows, dropdown, _, header = documents_view(choice=choice)
-        return header, rows, dropdown, generation
+        return header, rows, dropdown, generation, offered_examples
+
+    def examples_for(user: User) -> list[dict] | None:
+        """The example questions of the indexed documents ``user`` may read (None: none)."""
+        allowed = user.may_read(assistant.collections())
+        store = assistant.current_store()
+        return [{"text": q} for source, questions in EXAMPLES.items()
+                if collection_of(source) in allowed and store.has_file(source) for q in questions] or None
 
     def load(request: gr.Request = None) -> tuple:
         """A page (re)load: the user's own things only."""
@@ -393,7 +424,7 @@ def build_app(assistant: Assistant, indexing: IndexingState | None = None, users
         return (header or indexing.markdown(assistant, user), rows, dropdown, assistant.current_store().generation,
                 gr.Tab(visible=user.is_admin), gr.CheckboxGroup(choices=allowed, value=allowed,
                                                                  visible=len(allowed) > 1),
-                allowed, history, panels, _panel(panels), signed)
+                allowed, gr.Chatbot(value=history, examples=examples_for(user)), panels, _panel(panels), signed)
 
     with gr.Blocks(title="tpdqa — questions on your documents") as demo:
         gr.Markdown("## tpdqa — ask your documents\nAnswers quote the documents and cite them; "
@@ -408,8 +439,8 @@ def build_app(assistant: Assistant, indexing: IndexingState | None = None, users
                     with gr.Column(scale=3):
                         chatbot = gr.Chatbot(
                             elem_id="chatbot", height=560, label="Conversation",
-                            examples=[{"text": q} for q in EXAMPLES],
                             placeholder="Ask a question about the documents, in French or English.",
+                            latex_delimiters=[],  # a '$' in a quoted passage is a dollar, not math
                         )
                         with gr.Row():
                             box = gr.Textbox(elem_id="question", show_label=False, scale=6, lines=1, max_lines=4,
@@ -470,7 +501,7 @@ def build_app(assistant: Assistant, indexing: IndexingState | None = None, users
                 delete_no.click(lambda: (None, gr.Row(visible=False)), None, [to_delete, delete_row], **private)
                 again.click(reindex, None, view, **private)
         timer = gr.Timer(2.0)
-        timer.tick(tick, [seen, choice], [status, table, choice, seen], show_progress="hidden",
+        timer.tick(tick, [seen, choice], [status, table, choice, seen, chatbot], show_progress="hidden",
                    concurrency_limit=None, **private)
         demo.load(load, None, [status, table, choice, seen, documents_tab, picker, offered, chatbot, panels,
                                sources, signed_in], **private)
@@ -483,8 +514,10 @@ def _panel(panels: list[str]) -> str:
 
 
 def _plain(content: Any) -> str:
+    """A bubble's text as it was answered: marker links back to [n], escapes undone."""
     text = content if isinstance(content, str) else str(content)
-    return re.sub(r"\[\\\[(\d+)\\\]\]\([^)]*\)", r"[\1]", text)
+    text = re.sub(r"\[\\\[(\d+)\\\]\]\([^)]*\)", r"[\1]", text)
+    return re.sub(r"\\([\\`*_{}\[\]()#+\-.!|~<>&$:])", r"\1", text)
 
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
@@ -497,6 +530,9 @@ def serve(assistant: Assistant, host: str = "127.0.0.1", port: int = 7860, watch
     With ``users_file`` set, users sign in (Gradio's login page, or the ``trusted_user_header``
     of a reverse proxy); without it, only ``host`` 127.0.0.1 is served unless ``insecure``."""
     settings = assistant.settings
+    if settings.users_file and not Path(settings.users_file).exists():
+        raise FileNotFoundError(f"Users file {settings.users_file} does not exist: create it with "
+                                f"`tpdqa user add NAME --role admin --users {settings.users_file}`.")
     users = Users(settings.users_file) if settings.users_file else None
     if users is None and host not in LOOPBACK:
         if not insecure:
@@ -528,8 +564,10 @@ def serve(assistant: Assistant, host: str = "127.0.0.1", port: int = 7860, watch
         sign_in["auth_dependency"] = lambda request: (request.headers.get(header)
                                                       if users.get(request.headers.get(header)) else None)
     elif users is not None:
-        sign_in["auth"] = users.authenticate
+        sign_in["auth"] = password_check(users)  # argon2 off the event loop
         sign_in["auth_message"] = "Sign in to ask the documents you may read."
+    if users is not None:  # each session hash belongs to its user; a password change ends sign-ins
+        sign_in["app_kwargs"] = {"middleware": [Middleware(SessionGuard, users=users)]}
     print(f"tpdqa: open http://{host}:{port} in a browser (Ctrl+C stops).", flush=True)
     demo.queue(default_concurrency_limit=settings.concurrency).launch(
         server_name=host, server_port=port, css=CSS, head=HEAD, show_error=True, quiet=True,
