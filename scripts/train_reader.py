@@ -1,0 +1,361 @@
+"""Train tpdqa's reader (``tpdqa.reader``) on public QA data, fit articles only.
+
+    python scripts/train_reader.py --out runs/reader                 # CPU: a background run, checkpointed
+    python scripts/train_reader.py --out runs/reader                 # again: resumes from the last checkpoint
+    python scripts/train_reader.py --out runs/reader --export        # writes src/tpdqa/models/reader.pt + .json
+
+Data (``--data``, default ../shared/data), split by article from everything reported:
+- SQuAD 2.0 dev half, articles 0-7 (the fit split of docs/evaluation.md; articles 8-15 are
+  reported and never read here), with their adversarial unanswerable questions;
+- SQuAD 1.1 dev, every article that is not one of the SQuAD 2.0 half's sixteen;
+- PIAF (French), even-numbered articles (the fit split; odd ones are reported).
+A validation slice of fit articles (the last SQuAD 1.1 ones, SQuAD 2.0 article 7, every
+tenth PIAF fit article) is kept out of training, for the learning curve and thresholds.
+
+Each question gives its gold paragraph (span targets), and for a share of questions a
+paragraph that does not answer it: the most word-sharing other paragraph of its article
+(a near miss on the same subject) or one of another article; the target is then "no
+answer" (start and end on <s>), like SQuAD 2.0's unanswerable questions.
+
+Seeded; resumable (model, optimiser, schedule and position saved every ``--save-every``
+steps); the learning curve (validation after 25 %, 50 %, 100 % of the training questions)
+goes to ``OUT/curve.jsonl`` and the terminal. Same script on a GPU (``--device cuda``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import random
+import re
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+
+@dataclass
+class Example:
+    question: str
+    passage: str
+    answer: tuple[int, int] | None  # character offsets in passage; None: the passage does not answer
+    kind: str  # gold, unanswerable, near-miss, other-article
+    qid: str
+
+
+def articles(data: Path) -> dict[str, list[tuple[int, dict]]]:
+    """The fit and validation articles of each set (index, article)."""
+    from tpdqa.evaluation import benchmark_data
+
+    benchmark_data(data)
+    load = lambda p: json.loads((data / p).read_text(encoding="utf-8"))["data"]  # noqa: E731
+    squad2 = load("squad-v2.0-dev-half/dev-v2.0.json")
+    half = {a["title"] for a in squad2}
+    squad1 = [a for a in load("squad-v1.1-dev/dev-v1.1.json") if a["title"] not in half]
+    piaf = load("piaf-v1.1/piaf-v1.1.json")
+    piaf_fit = list(enumerate(piaf))[0::2]
+    return {
+        "train": [*((i, a) for i, a in enumerate(squad2[:7])), *((100 + i, a) for i, a in enumerate(squad1[:-3])),
+                  *((1000 + i, a) for n, (i, a) in enumerate(piaf_fit) if n % 10 != 9)],
+        "validation": [(7, squad2[7]), *((100 + len(squad1) - 3 + i, a) for i, a in enumerate(squad1[-3:])),
+                       *((1000 + i, a) for n, (i, a) in enumerate(piaf_fit) if n % 10 == 9)],
+    }
+
+
+def words(text: str) -> set[str]:
+    return {w.lower() for w in re.findall(r"\w{3,}", text)}
+
+
+def examples(chosen: list[tuple[int, dict]], rng: random.Random, near_miss: float, other: float) -> list[Example]:
+    out: list[Example] = []
+    all_paragraphs = [(i, p["context"]) for i, a in chosen for p in a["paragraphs"]]
+    for index, article in chosen:
+        contexts = [p["context"] for p in article["paragraphs"]]
+        bags = [words(c) for c in contexts]
+        for number, paragraph in enumerate(article["paragraphs"]):
+            context = paragraph["context"]
+            for qa in paragraph["qas"]:
+                question, qid = qa["question"].strip(), f"{index}-{qa['id']}"
+                if qa.get("is_impossible"):
+                    out.append(Example(question, context, None, "unanswerable", qid))
+                    continue
+                answer = qa["answers"][0]
+                start = answer["answer_start"]
+                out.append(Example(question, context, (start, start + len(answer["text"])), "gold", qid))
+                draw = rng.random()
+                if draw < near_miss and len(contexts) > 1:
+                    # the other paragraph of the article that shares most words with the question
+                    asked = words(question)
+                    ranked = sorted((len(asked & bags[j]), j) for j in range(len(contexts)) if j != number
+                                    and answer["text"] not in contexts[j])
+                    if ranked:
+                        out.append(Example(question, contexts[ranked[-1][1]], None, "near-miss", qid))
+                elif draw < near_miss + other:
+                    j, text = rng.choice(all_paragraphs)
+                    if j != index:
+                        out.append(Example(question, text, None, "other-article", qid))
+    return out
+
+
+def validation_examples(args, split: dict | None = None) -> list[Example]:
+    """The fixed validation sample (fit articles kept out of training)."""
+    split = split or articles(args.data)
+    validation = examples(split["validation"], random.Random(1), args.near_miss, args.other)
+    return random.Random(2).sample(validation, min(args.validation, len(validation)))
+
+
+def encode(tokenizer, example: Example, max_tokens: int, rng: random.Random):
+    from tpdqa.reader import MAX_QUESTION_TOKENS, encode_pair, words_of
+
+    spans = words_of(example.passage)
+    encoded = tokenizer.encode_words([example.passage[a:b] for a, b in spans])
+    budget = max_tokens - len(tokenizer.encode(example.question)[:MAX_QUESTION_TOKENS]) - 4
+    first = 0
+    if len(encoded[0]) > budget:  # a window that holds the answer (or any window, for no answer)
+        if example.answer is not None:
+            tokens = [t for t, w in enumerate(encoded[1]) if spans[w][1] > example.answer[0]
+                      and spans[w][0] < example.answer[1]]
+            low, high = max(0, tokens[-1] - budget + 1), min(tokens[0], len(encoded[0]) - budget)
+            first = rng.randint(low, max(low, high))
+        else:
+            first = rng.randint(0, len(encoded[0]) - budget)
+    return encode_pair(tokenizer, example.question, example.passage, max_tokens, answer=example.answer,
+                       window_start=first, passage_ids=encoded)
+
+
+def evaluate(net, tokenizer, chosen: list[Example], max_tokens: int, batch: int = 32,
+             threshold: float | None = None) -> dict:
+    """Figures on ``chosen`` (each passage read whole or in the window that holds its answer):
+    the best span overlaps the gold answer; answer-vs-null separation (AUC of the margin);
+    with ``threshold`` (answer when the margin is over it), accuracy, answers refused and
+    non-answers answered; without, the threshold that maximises accuracy here."""
+    import torch
+
+    from tpdqa.reader import best_span, words_of
+
+    net.eval()
+    margins, answerable, hits = [], [], []
+    rng = random.Random(0)
+    with torch.inference_mode():
+        for start in range(0, len(chosen), batch):
+            part = chosen[start:start + batch]
+            pairs = [encode(tokenizer, e, max_tokens, rng) for e in part]
+            s, e = (t.numpy() for t in net(pairs))
+            for row, (example, pair) in enumerate(zip(part, pairs)):
+                i, j, score = best_span(s[row], e[row], pair)
+                margins.append(score - float(s[row, 0] + e[row, 0]))
+                answerable.append(example.answer is not None and pair.start > 0)
+                if answerable[-1]:
+                    spans = words_of(example.passage)
+                    a, b = spans[pair.owners[i - pair.offset]][0], spans[pair.owners[j - pair.offset]][1]
+                    hits.append(a < example.answer[1] and b > example.answer[0])
+    net.train()
+    m, labels = np.array(margins), np.array(answerable)
+    if threshold is None:
+        threshold = best_threshold(m, labels)
+    return {"n": len(chosen), "answerable": int(labels.sum()),
+            "span_overlaps_gold": round(float(np.mean(hits)), 4) if hits else None,
+            "answer_vs_null_auc": round(auc(m, labels), 4), "threshold": round(float(threshold), 3),
+            "accuracy": round(float(np.mean((m > threshold) == labels)), 4),
+            "answerable_refused": round(float(np.mean(m[labels] <= threshold)), 4) if labels.any() else None,
+            "unanswerable_refused": round(float(np.mean(m[~labels] <= threshold)), 4) if (~labels).any() else None}
+
+
+def best_threshold(margins: np.ndarray, labels: np.ndarray) -> float:
+    """The margin above which answering is most often right (answerable answered, others refused)."""
+    candidates = np.unique(np.round(margins, 2))
+    accuracy = [np.mean((margins > t) == labels) for t in candidates]
+    return float(candidates[int(np.argmax(accuracy))]) if len(candidates) else 0.0
+
+
+def auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    order = np.argsort(scores)
+    ranks = np.empty(len(scores))
+    ranks[order] = np.arange(1, len(scores) + 1)
+    positives = labels.sum()
+    negatives = len(labels) - positives
+    if not positives or not negatives:
+        return float("nan")
+    return float((ranks[labels].sum() - positives * (positives + 1) / 2) / (positives * negatives))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
+    parser.add_argument("--out", type=Path, default=Path("runs/reader"))
+    parser.add_argument("--layers", type=int, default=6, help="first e5 layers kept (default 6 of 12)")
+    parser.add_argument("--max-tokens", type=int, default=256)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--lr", type=float, default=8e-5)
+    parser.add_argument("--epochs", type=float, default=1.0)
+    parser.add_argument("--near-miss", type=float, default=0.35, help="share of questions also paired with a near miss")
+    parser.add_argument("--other", type=float, default=0.10, help="share paired with another article's paragraph")
+    parser.add_argument("--limit", type=int, help="at most this many training examples (a quick run)")
+    parser.add_argument("--validation", type=int, default=800, help="validation examples (a fixed sample)")
+    parser.add_argument("--minutes", type=float, help="stop (with a checkpoint) after this long")
+    parser.add_argument("--save-every", type=int, default=100)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--seed", type=int, default=13)
+    parser.add_argument("--export", action="store_true", help="write the shipped reader from OUT/model.pt")
+    parser.add_argument("--report", action="store_true",
+                        help="score OUT/model.pt on the report articles (SQuAD 2.0 8-15, PIAF odd), gold paragraph "
+                             "given, at the threshold chosen on the validation slice; writes OUT/report.json")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from tpdqa.e5weights import E5File, E5Tokenizer
+    from tpdqa.reader import CARD_FILE, MODEL_FILE, network_class
+
+    torch.set_num_threads(args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.export:
+        return export(args.out, MODEL_FILE, CARD_FILE)
+    if args.report:
+        return report(args)
+
+    random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    split = articles(args.data)
+    rng = random.Random(args.seed)
+    train = examples(split["train"], rng, args.near_miss, args.other)
+    validation = validation_examples(args, split)
+    rng.shuffle(train)
+    if args.limit:
+        train = train[:args.limit]
+    questions = len({e.qid for e in train})
+    print(f"train: {len(train)} examples ({questions} questions); validation: {len(validation)}", flush=True)
+
+    e5 = E5File.open()
+    tokenizer = E5Tokenizer(e5)
+    net = network_class().from_e5(e5, args.layers).to(args.device)
+    optimiser = torch.optim.AdamW([
+        {"params": net.encoder.parameters(), "lr": args.lr},
+        {"params": net.span.parameters(), "lr": args.lr * 10},
+    ], weight_decay=0.01)
+    steps = math.ceil(len(train) * args.epochs / args.batch)
+    warmup = max(1, steps // 20)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimiser, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (steps - s) / max(1, steps - warmup)))
+    step, checkpoint = 0, args.out / "checkpoint.pt"
+    if checkpoint.exists():
+        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        net.load_state_dict(state["net"])
+        optimiser.load_state_dict(state["optimiser"])
+        schedule.load_state_dict(state["schedule"])
+        step = state["step"]
+        random.setstate(state["random"])
+        torch.set_rng_state(state["torch"])
+        print(f"resumed at step {step} of {steps}", flush=True)
+    curve = args.out / "curve.jsonl"
+    marks = {math.ceil(steps * f): f for f in (0.25, 0.5, 1.0)}
+    started, losses = time.time(), []
+    encode_rng = random.Random(args.seed + step)
+    net.train()
+    while step < steps:
+        chunk = [train[(step * args.batch + k) % len(train)] for k in range(args.batch)]
+        pairs = [encode(tokenizer, e, args.max_tokens, encode_rng) for e in chunk]
+        start, end = net(pairs)
+        gold_start = torch.tensor([p.start for p in pairs])
+        gold_end = torch.tensor([p.end for p in pairs])
+        loss = (torch.nn.functional.cross_entropy(start, gold_start)
+                + torch.nn.functional.cross_entropy(end, gold_end)) / 2
+        optimiser.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        optimiser.step()
+        schedule.step()
+        step += 1
+        losses.append(float(loss.detach()))
+        if step % 10 == 0:
+            rate = (time.time() - started) / max(1, len(losses))
+            print(f"step {step}/{steps} loss {np.mean(losses[-20:]):.3f} ({rate:.2f} s/step)", flush=True)
+        out_of_time = args.minutes is not None and time.time() - started > args.minutes * 60
+        if step % args.save_every == 0 or step in marks or step == steps or out_of_time:
+            save(checkpoint, net, optimiser, schedule, step)
+        if step in marks:
+            figures = evaluate(net, tokenizer, validation, args.max_tokens)
+            row = {"step": step, "fraction": marks[step], "questions_seen": round(questions * marks[step] * args.epochs),
+                   "loss": round(float(np.mean(losses[-100:])), 4), "seconds": round(time.time() - started), **figures}
+            with open(curve, "a", encoding="utf-8") as f:
+                f.write(json.dumps(row) + "\n")
+            print(json.dumps(row), flush=True)
+            torch.save({k: v.half() for k, v in net.state_dict().items()}, args.out / "model.pt")
+            (args.out / "model.json").write_text(json.dumps({
+                "layers": args.layers, "max_tokens": args.max_tokens, "step": step, "steps": steps,
+                "train_examples": len(train), "train_questions": questions, "validation": figures,
+                "null_threshold": figures["threshold"],
+                "args": {k: str(v) for k, v in vars(args).items()}}, indent=2), encoding="utf-8")
+        if out_of_time:
+            print(f"stopped after {args.minutes} min at step {step}; run again to resume", flush=True)
+            return 0
+    return 0
+
+
+def report(args) -> int:
+    """The reader alone on the report articles (never trained on, never tuned on)."""
+    import torch
+
+    from tpdqa.e5weights import E5File, E5Tokenizer
+    from tpdqa.reader import network_class
+
+    from tpdqa.evaluation import benchmark_data
+
+    benchmark_data(args.data)
+    card = json.loads((args.out / "model.json").read_text(encoding="utf-8"))
+    e5 = E5File.open()
+    net = network_class()(e5, card["layers"])
+    net.load_state_dict({k: v.float() for k, v in torch.load(args.out / "model.pt", weights_only=True).items()})
+    quantised = torch.ao.quantization.quantize_dynamic(net, {torch.nn.Linear}, dtype=torch.qint8)
+    load = lambda p: json.loads((args.data / p).read_text(encoding="utf-8"))["data"]  # noqa: E731
+    squad2 = list(enumerate(load("squad-v2.0-dev-half/dev-v2.0.json")))[8:]
+    piaf = list(enumerate(load("piaf-v1.1/piaf-v1.1.json")))[1::2]
+    sets = {"squad2-report (all questions, gold paragraph)": examples(squad2, random.Random(5), 0.0, 0.0),
+            "piaf-report (gold paragraph, + near misses)": random.Random(6).sample(
+                examples(piaf, random.Random(6), args.near_miss, args.other), 1500)}
+    tokenizer = E5Tokenizer(e5)
+    if "null_threshold" not in card:  # chosen on the validation slice (fit articles), as training does
+        validation = validation_examples(args)
+        card["validation"] = evaluate(quantised, tokenizer, validation, card["max_tokens"])
+        card["null_threshold"] = card["validation"]["threshold"]
+        (args.out / "model.json").write_text(json.dumps(card, indent=2), encoding="utf-8")
+    out = {"threshold_from_validation": card["null_threshold"], "validation": card["validation"]}
+    for name, chosen in sets.items():
+        started = time.time()
+        out[name] = evaluate(quantised, tokenizer, chosen, card["max_tokens"], threshold=card["null_threshold"])
+        out[name]["ms_per_pair_int8"] = round(1000 * (time.time() - started) / len(chosen), 1)
+        print(name, json.dumps(out[name]), flush=True)
+    (args.out / "report.json").write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+def save(path: Path, net, optimiser, schedule, step: int) -> None:
+    import torch
+
+    partial = path.with_suffix(".part")
+    torch.save({"net": net.state_dict(), "optimiser": optimiser.state_dict(), "schedule": schedule.state_dict(),
+                "step": step, "random": random.getstate(), "torch": torch.get_rng_state()}, partial)
+    partial.replace(path)  # a kill while saving leaves the previous checkpoint whole
+
+
+def export(out: Path, model_file: Path, card_file: Path) -> int:
+    model_file.parent.mkdir(parents=True, exist_ok=True)
+    model_file.write_bytes((out / "model.pt").read_bytes())
+    card = json.loads((out / "model.json").read_text(encoding="utf-8"))
+    card["sha256"] = hashlib.sha256(model_file.read_bytes()).hexdigest()
+    card_file.write_text(json.dumps(card, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {model_file} ({model_file.stat().st_size / 1e6:.1f} MB) and {card_file}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

