@@ -112,11 +112,12 @@ def validation_examples(args, split: dict | None = None) -> list[Example]:
 
 
 def encode(tokenizer, example: Example, max_tokens: int, rng: random.Random):
-    from tpdqa.reader import MAX_QUESTION_TOKENS, encode_pair, words_of
+    from tpdqa.reader import encode_pair, question_tokens, window_budget, words_of
 
     spans = words_of(example.passage)
     encoded = tokenizer.encode_words([example.passage[a:b] for a, b in spans])
-    budget = max_tokens - len(tokenizer.encode(example.question)[:MAX_QUESTION_TOKENS]) - 4
+    q_ids = question_tokens(tokenizer, example.question)
+    budget = window_budget(max_tokens, q_ids)
     first = 0
     if len(encoded[0]) > budget:  # a window that holds the answer (or any window, for no answer)
         if example.answer is not None:
@@ -127,7 +128,7 @@ def encode(tokenizer, example: Example, max_tokens: int, rng: random.Random):
         else:
             first = rng.randint(0, len(encoded[0]) - budget)
     return encode_pair(tokenizer, example.question, example.passage, max_tokens, answer=example.answer,
-                       window_start=first, passage_ids=encoded)
+                       window_start=first, passage_ids=encoded, question_ids=q_ids)
 
 
 def evaluate(net, tokenizer, chosen: list[Example], max_tokens: int, batch: int = 32,

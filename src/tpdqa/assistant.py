@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from tpdqa.answer import Answer, ExtractiveAnswerer
-from tpdqa.chain import build_chain, message_content, message_role, stream_chain
+from tpdqa.chain import as_messages, build_chain, stream_chain
 from tpdqa.embeddings import get_embeddings
 from tpdqa.generate import GenerativeAnswerer, chat_model
 from tpdqa.retrieval import HybridRetriever
@@ -224,9 +224,7 @@ class Assistant:
         like its question: unbounded, one turn of 100,000 characters would cost as much as
         a hundred questions (and was read with every follow-up)."""
         turns = list(history or [])[-self.settings.max_history_turns:] if self.settings.max_history_turns else []
-        limit = self.settings.max_history_chars
-        return [{"role": message_role(turn) or "assistant", "content": message_content(turn)[-limit:]}
-                for turn in turns]
+        return as_messages(turns, self.settings.max_history_chars)
 
     def _nothing_indexed(self, files: list[Path]) -> None:
         folder = self.settings.documents_dir

@@ -66,12 +66,19 @@ def message_content(turn: Any) -> str:
     return str(getattr(turn, "content", ""))
 
 
+def as_messages(history: list[Any] | None, limit: int | None = None) -> list[dict[str, str]]:
+    """Turns in any accepted form as ``{"role", "content"}`` messages; with ``limit``, each
+    content cut to its last ``limit`` characters."""
+    return [{"role": message_role(turn) or "assistant", "content": message_content(turn)[-limit:] if limit
+             else message_content(turn)} for turn in history or []]
+
+
 def prepare(inputs: dict[str, Any], answerer: Any) -> dict[str, Any]:
     """Adds ``lang`` (the question's) and ``query`` (what to retrieve with)."""
     question, history = inputs["question"], inputs.get("history") or []
     rewrite = getattr(answerer, "rewrite", None)
     if history and rewrite is not None:  # an LLM reads the conversation itself
-        query = rewrite(question, [{"role": message_role(t) or "assistant", "content": message_content(t)} for t in history])
+        query = rewrite(question, as_messages(history))
     else:
         query = standalone_question(question, history)
     return {**inputs, "query": query, "lang": guess_lang(question)}

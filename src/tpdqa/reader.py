@@ -60,16 +60,17 @@ class Pair:
 
 def encode_pair(tokenizer: E5Tokenizer, question: str, passage: str, max_tokens: int = MAX_TOKENS,
                 answer: tuple[int, int] | None = None, window_start: int | None = None,
-                passage_ids: tuple[list[int], list[int]] | None = None) -> Pair:
+                passage_ids: tuple[list[int], list[int]] | None = None,
+                question_ids: list[int] | None = None) -> Pair:
     """The input for ``question`` and one window of ``passage``: the window starting at passage
     token ``window_start`` (default 0). With ``answer`` (character offsets in the passage), the
     gold start and end tokens, if the window holds the whole answer."""
-    q_ids = tokenizer.encode(question)[:MAX_QUESTION_TOKENS]
+    q_ids = question_ids if question_ids is not None else question_tokens(tokenizer, question)
     if passage_ids is None:
         spans = words_of(passage)
         passage_ids = tokenizer.encode_words([passage[a:b] for a, b in spans])
     p_ids, owners = passage_ids
-    budget = max_tokens - len(q_ids) - 4
+    budget = window_budget(max_tokens, q_ids)
     first = window_start or 0
     p_ids, owners = p_ids[first:first + budget], owners[first:first + budget]
     ids = [tokenizer.bos, *q_ids, tokenizer.eos, tokenizer.eos, *p_ids, tokenizer.eos]
@@ -81,6 +82,16 @@ def encode_pair(tokenizer: E5Tokenizer, question: str, passage: str, max_tokens:
         if inside and {owners[i] for i in inside} >= words_needed:
             pair.start, pair.end = pair.offset + inside[0], pair.offset + inside[-1]
     return pair
+
+
+def question_tokens(tokenizer: E5Tokenizer, question: str) -> list[int]:
+    """The question's ids as the reader reads them (at most MAX_QUESTION_TOKENS)."""
+    return tokenizer.encode(question)[:MAX_QUESTION_TOKENS]
+
+
+def window_budget(max_tokens: int, question_ids: list[int]) -> int:
+    """Passage tokens one window holds beside the question and the four markers."""
+    return max_tokens - len(question_ids) - 4
 
 
 def windows(n_tokens: int, budget: int) -> list[int]:
@@ -211,13 +222,14 @@ class Reader(BaseCrossEncoder):
         import torch
 
         pairs, owner = [], []
+        q_ids = question_tokens(self.tokenizer, question)
+        budget = window_budget(self.max_tokens, q_ids)
         for index, passage in enumerate(passages):
             spans = words_of(passage)
             encoded = self.tokenizer.encode_words([passage[a:b] for a, b in spans])
-            budget = self.max_tokens - len(self.tokenizer.encode(question)[:MAX_QUESTION_TOKENS]) - 4
             for first in windows(len(encoded[0]), budget):
                 pairs.append(encode_pair(self.tokenizer, question, passage, self.max_tokens, window_start=first,
-                                         passage_ids=encoded))
+                                         passage_ids=encoded, question_ids=q_ids))
                 owner.append((index, spans))
         readings: list[Reading | None] = [None] * len(passages)
         if not pairs:

@@ -162,7 +162,9 @@ def render_answer(answer: Answer, turn: int) -> str:
 
 
 # Markdown's and HTML's special characters; each is printed as itself after a backslash (CommonMark).
-_MARKUP = re.compile(r"([\\`*_{}\[\]()#+\-.!|~<>&$:])")
+_MARKUP_CHARS = r"[\\`*_{}\[\]()#+\-.!|~<>&$:]"
+_MARKUP = re.compile(f"({_MARKUP_CHARS})")
+_ESCAPED = re.compile(f"\\\\({_MARKUP_CHARS})")  # what as_text wrote: undone by _plain
 
 
 def as_text(text: str) -> str:
@@ -517,7 +519,7 @@ def _plain(content: Any) -> str:
     """A bubble's text as it was answered: marker links back to [n], escapes undone."""
     text = content if isinstance(content, str) else str(content)
     text = re.sub(r"\[\\\[(\d+)\\\]\]\([^)]*\)", r"[\1]", text)
-    return re.sub(r"\\([\\`*_{}\[\]()#+\-.!|~<>&$:])", r"\1", text)
+    return _ESCAPED.sub(r"\1", text)
 
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
