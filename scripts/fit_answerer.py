@@ -26,14 +26,14 @@ from pathlib import Path
 import numpy as np
 
 
-def collect(bench: Path, index_root: Path, name: str) -> list[dict]:
+def collect(bench: Path, index_root: Path, name: str, reader: str = "off") -> list[dict]:
     from tqdm import tqdm
 
     from tpdqa import Assistant
     from tpdqa.evaluation import fold, read_dataset
     from tpdqa.language import guess_lang
 
-    assistant = Assistant(documents_dir=bench / name, index_dir=index_root / name)
+    assistant = Assistant(documents_dir=bench / name, index_dir=index_root / name, reader=reader)
     assistant.index()
     answerer = assistant.answerer
     rows = []
@@ -56,12 +56,15 @@ def fit(rows: list[dict], c: float = 1.0) -> dict:
 
     from tpdqa import answer
 
+    read = rows[0]["found"].read  # fitted with the reader's columns (the READER_* weights)
+    prefix = "READER_" if read else ""
+    names = [*answer.QUESTION_FEATURES, *(answer.READER_QUESTION_FEATURES if read else ())]
     positive = [r for r in rows if r["answerable"] and r["labels"].any()]
     X = np.concatenate([r["found"].features for r in positive])
     y = np.concatenate([r["labels"] for r in positive])
     sentence = LogisticRegression(C=c, max_iter=2000).fit(X, y)
-    answer.SENTENCE_WEIGHTS = sentence.coef_[0].astype(np.float32)
-    answer.SENTENCE_BIAS = float(sentence.intercept_[0])
+    setattr(answer, prefix + "SENTENCE_WEIGHTS", sentence.coef_[0].astype(np.float32))
+    setattr(answer, prefix + "SENTENCE_BIAS", float(sentence.intercept_[0]))
 
     Q, labels, keep, bests = [], [], [], []
     for r in rows:
@@ -86,16 +89,15 @@ def fit(rows: list[dict], c: float = 1.0) -> dict:
     agree = np.all(np.array(signs) == signs[0], axis=0) if signs else np.ones(Q.shape[1], dtype=bool)
     # The answer type is a rule (a typed question whose best sentence lacks the type is
     # refused before the model), so the model does not see it.
-    agree &= ~np.isin(np.arange(Q.shape[1]), [answer.QUESTION_FEATURES.index("best_type_found"),
-                                              answer.QUESTION_FEATURES.index("best_type_missing")])
+    agree &= ~np.isin(np.arange(Q.shape[1]), [names.index("best_type_found"), names.index("best_type_missing")])
     # ... and only with the sign its meaning gives it: more of the question's words met in
     # the passages, a better score or meaning never lowers the odds of an answer. Fitted
     # jointly, correlated word features can take the opposite sign (one offsetting
     # another), and then a user's near miss ("who is the mayor", a word the documents never
     # say) scores above an answerable question. The feature most against its sign leaves, and
     # the model is fitted again, until none is.
-    agree &= np.array([f in answer.EXPECTED_SIGNS for f in answer.QUESTION_FEATURES])
-    expected = np.array([answer.EXPECTED_SIGNS.get(f, 0) for f in answer.QUESTION_FEATURES])
+    agree &= np.array([f in answer.EXPECTED_SIGNS for f in names])
+    expected = np.array([answer.EXPECTED_SIGNS.get(f, 0) for f in names])
     while True:
         refusal = LogisticRegression(C=c, max_iter=2000, class_weight="balanced").fit(Q[keep][:, agree], labels[keep])
         coef = np.zeros(Q.shape[1])
@@ -104,10 +106,10 @@ def fit(rows: list[dict], c: float = 1.0) -> dict:
         if not against.any():
             break
         agree[int(np.argmin(np.where(against, coef * expected, np.inf)))] = False
-    answer.REFUSAL_WEIGHTS = coef.astype(np.float32)
-    answer.REFUSAL_BIAS = float(refusal.intercept_[0])
-    print("refusal features kept:", [f for f, a in zip(answer.QUESTION_FEATURES, agree) if a])
-    return {"sentence": sentence, "Q": Q, "best_ok": np.array(bests)}
+    setattr(answer, prefix + "REFUSAL_WEIGHTS", coef.astype(np.float32))
+    setattr(answer, prefix + "REFUSAL_BIAS", float(refusal.intercept_[0]))
+    print("refusal features kept:", [f for f, a in zip(names, agree) if a])
+    return {"sentence": sentence, "Q": Q, "best_ok": np.array(bests), "prefix": prefix}
 
 
 def decide(row: dict) -> tuple[np.ndarray, int]:
@@ -152,6 +154,31 @@ def margin_curve(rows: list[dict]) -> None:
     answer.SECOND_SENTENCE_MARGIN = chosen
 
 
+def reader_validation(bench: Path, row: dict, articles: dict = {}) -> bool:  # noqa: B006 (a cache)
+    """Whether the row's article is in the reader's validation slice (never trained on)."""
+    if row["set"] not in articles:
+        lines = (bench / f"{row['set']}.jsonl").read_text(encoding="utf-8").splitlines()
+        articles[row["set"]] = {q["id"]: q["article"] for q in map(json.loads, lines)}
+    article = articles[row["set"]][row["id"]]
+    return article == 7 if row["set"].startswith("squad2") else article % 2 == 0 and (article // 2) % 10 == 9
+
+
+def passage_curve(rows: list[dict]) -> None:
+    """With the reader: for each PASSAGE_RANK_PRIOR, the answerable questions whose first passage
+    holds a gold span (retrieval's order: prior infinite)."""
+    from tpdqa import answer
+
+    chosen = answer.PASSAGE_RANK_PRIOR
+    for prior in (0.0, 0.1, 0.2, 0.5, 1.0, 1e9):
+        answer.PASSAGE_RANK_PRIOR = prior
+        for name in sorted({r["set"] for r in rows}):
+            first = [r["found"].passage_order(len(r["found"].readings))[0] in
+                     {rank for (rank, _, _), gold in zip(r["found"].items, r["labels"]) if gold}
+                     for r in rows if r["set"] == name and r["answerable"] and r["found"].readings]
+            print(f"  prior {prior:g}: {name} first passage holds a span {np.mean(first):.3f}")
+    answer.PASSAGE_RANK_PRIOR = chosen
+
+
 def accuracy(rows: list[dict], probabilities: np.ndarray, best_ok: np.ndarray, threshold: float) -> dict:
     answerable = np.array([r["answerable"] for r in rows])
     answered = probabilities >= threshold
@@ -170,20 +197,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--index-root", type=Path, default=Path("bench/index"))
     parser.add_argument("--sets", nargs="+", default=["squad2-fit", "piaf-fit"])
     parser.add_argument("--cache", type=Path, help="pickle of collected features (reused when present)")
+    parser.add_argument("--reader", default="off",
+                        help="fit the answerer with this reader (auto: the shipped one, or a reader.pt path); "
+                             "default off: the weights used without a reader")
+    parser.add_argument("--held-out", action="store_true",
+                        help="fit on the questions of fit articles the reader never trained on only (SQuAD 2.0 "
+                             "article 7, every tenth PIAF fit article: scripts/train_reader.py's validation slice); "
+                             "on the others its margins are those of a model that has seen the answers")
     args = parser.parse_args(argv)
     if args.cache and args.cache.exists():
         rows = pickle.loads(args.cache.read_bytes())
     else:
-        rows = [row for name in args.sets for row in collect(args.bench, args.index_root, name)]
+        rows = [row for name in args.sets for row in collect(args.bench, args.index_root, name, args.reader)]
         if args.cache:
             args.cache.write_bytes(pickle.dumps(rows))
+    if args.held_out:
+        rows = [r for r in rows if reader_validation(args.bench, r)]
+        print(f"held-out articles: {len(rows)} questions")
     model = fit(rows)
     print("second sentence of the same passage, by SECOND_SENTENCE_MARGIN:")
     margin_curve(rows)
-    print("SENTENCE_WEIGHTS =", json.dumps([round(float(w), 4) for w in answer.SENTENCE_WEIGHTS]))
-    print("SENTENCE_BIAS =", round(answer.SENTENCE_BIAS, 4))
-    print("REFUSAL_WEIGHTS =", json.dumps([round(float(w), 4) for w in answer.REFUSAL_WEIGHTS]))
-    print("REFUSAL_BIAS =", round(answer.REFUSAL_BIAS, 4))
+    if model["prefix"]:
+        print("passage order, by PASSAGE_RANK_PRIOR:")
+        passage_curve(rows)
+    for name in ("SENTENCE_WEIGHTS", "SENTENCE_BIAS", "REFUSAL_WEIGHTS", "REFUSAL_BIAS"):
+        value = getattr(answer, model["prefix"] + name)
+        shown = [round(float(w), 4) for w in value] if np.ndim(value) else round(float(value), 4)
+        print(model["prefix"] + name, "=", json.dumps(shown))
     # A missing-word gate and min_support together: for each gate (None: none), the highest
     # min_support that keeps false refusals <= 0.15 in every fit set; the pair with the best
     # mean accuracy. On the fit split every gate lost, so tpdqa.answer has none.

@@ -73,11 +73,41 @@ def words(text: str) -> set[str]:
     return {w.lower() for w in re.findall(r"\w{3,}", text)}
 
 
-def examples(chosen: list[tuple[int, dict]], rng: random.Random, near_miss: float, other: float) -> list[Example]:
+NAME = re.compile(r"(?<!^)(?<![.?!] )\b[A-ZÀ-Ý][\w'-]+(?: (?:[A-ZÀ-Ý][\w'-]+|of|de|du|des|la|le))*(?<! of)(?<! de)")
+NUMBER = re.compile(r"\b\d[\d,.]*\b")
+NEGATIONS = {"is": "isn't", "was": "wasn't", "are": "aren't", "were": "weren't", "does": "doesn't", "did": "didn't",
+             "do": "don't", "can": "can't", "could": "couldn't", "has": "hasn't", "had": "hadn't",
+             "have": "haven't", "will": "won't", "would": "wouldn't", "should": "shouldn't"}
+AUXILIARY = re.compile(r"^((?:What|Which|Who|Whom|Where|When|How|Why)\b[^?]*?\b)(%s)\b(?! not)" % "|".join(NEGATIONS))
+
+
+def near_miss_question(question: str, context: str, article_text: str, rng: random.Random) -> str | None:
+    """The question changed so the paragraph no longer answers it, as SQuAD 2.0's writers did:
+    a name, year or number the paragraph holds swapped for one of the same kind found elsewhere
+    in the article, or (English) a negation. None when nothing can be changed."""
+    options = []
+    for pattern in (NAME, NUMBER):
+        for match in pattern.finditer(question):
+            asked = match.group(0)
+            if asked not in context:
+                continue
+            others = sorted({m.group(0) for m in pattern.finditer(article_text)} - {asked})
+            others = [o for o in others if o not in context and (pattern is NAME or len(o) == len(asked))]
+            if others:
+                options.append(question[:match.start()] + rng.choice(others) + question[match.end():])
+    negated = AUXILIARY.sub(lambda m: m.group(1) + NEGATIONS[m.group(2)], question, count=1)
+    if negated != question:
+        options.append(negated)
+    return rng.choice(options) if options else None
+
+
+def examples(chosen: list[tuple[int, dict]], rng: random.Random, near_miss: float, other: float,
+             synthetic: float = 0.0) -> list[Example]:
     out: list[Example] = []
     all_paragraphs = [(i, p["context"]) for i, a in chosen for p in a["paragraphs"]]
     for index, article in chosen:
         contexts = [p["context"] for p in article["paragraphs"]]
+        article_text = "\n".join(contexts)
         bags = [words(c) for c in contexts]
         for number, paragraph in enumerate(article["paragraphs"]):
             context = paragraph["context"]
@@ -89,6 +119,10 @@ def examples(chosen: list[tuple[int, dict]], rng: random.Random, near_miss: floa
                 answer = qa["answers"][0]
                 start = answer["answer_start"]
                 out.append(Example(question, context, (start, start + len(answer["text"])), "gold", qid))
+                if synthetic and rng.random() < synthetic:
+                    changed = near_miss_question(question, context, article_text, rng)
+                    if changed:
+                        out.append(Example(changed, context, None, "synthetic", qid))
                 draw = rng.random()
                 if draw < near_miss and len(contexts) > 1:
                     # the other paragraph of the article that shares most words with the question
@@ -107,7 +141,7 @@ def examples(chosen: list[tuple[int, dict]], rng: random.Random, near_miss: floa
 def validation_examples(args, split: dict | None = None) -> list[Example]:
     """The fixed validation sample (fit articles kept out of training)."""
     split = split or articles(args.data)
-    validation = examples(split["validation"], random.Random(1), args.near_miss, args.other)
+    validation = examples(split["validation"], random.Random(1), args.near_miss, args.other, args.synthetic)
     return random.Random(2).sample(validation, min(args.validation, len(validation)))
 
 
@@ -199,6 +233,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--near-miss", type=float, default=0.35, help="share of questions also paired with a near miss")
     parser.add_argument("--other", type=float, default=0.10, help="share paired with another article's paragraph")
+    parser.add_argument("--synthetic", type=float, default=0.0,
+                        help="share of answerable questions also changed into a near miss on their own paragraph "
+                             "(a swapped name, year or number; a negation)")
+    parser.add_argument("--init", type=Path, help="start from this model.pt (a previous run) instead of e5's layers")
     parser.add_argument("--limit", type=int, help="at most this many training examples (a quick run)")
     parser.add_argument("--validation", type=int, default=800, help="validation examples (a fixed sample)")
     parser.add_argument("--minutes", type=float, help="stop (with a checkpoint) after this long")
@@ -228,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)
     split = articles(args.data)
     rng = random.Random(args.seed)
-    train = examples(split["train"], rng, args.near_miss, args.other)
+    train = examples(split["train"], rng, args.near_miss, args.other, args.synthetic)
     validation = validation_examples(args, split)
     rng.shuffle(train)
     if args.limit:
@@ -239,6 +277,8 @@ def main(argv: list[str] | None = None) -> int:
     e5 = E5File.open()
     tokenizer = E5Tokenizer(e5)
     net = network_class().from_e5(e5, args.layers).to(args.device)
+    if args.init:
+        net.load_state_dict({k: v.float() for k, v in torch.load(args.init, weights_only=True).items()})
     optimiser = torch.optim.AdamW([
         {"params": net.encoder.parameters(), "lr": args.lr},
         {"params": net.span.parameters(), "lr": args.lr * 10},
@@ -307,16 +347,16 @@ def report(args) -> int:
     import torch
 
     from tpdqa.e5weights import E5File, E5Tokenizer
-    from tpdqa.reader import network_class
-
     from tpdqa.evaluation import benchmark_data
+    from tpdqa.reader import network_class
+    from tpdqa.reader import quantised as reader_quantised
 
     benchmark_data(args.data)
     card = json.loads((args.out / "model.json").read_text(encoding="utf-8"))
     e5 = E5File.open()
     net = network_class()(e5, card["layers"])
     net.load_state_dict({k: v.float() for k, v in torch.load(args.out / "model.pt", weights_only=True).items()})
-    quantised = torch.ao.quantization.quantize_dynamic(net, {torch.nn.Linear}, dtype=torch.qint8)
+    quantised = reader_quantised(net)
     load = lambda p: json.loads((args.data / p).read_text(encoding="utf-8"))["data"]  # noqa: E731
     squad2 = list(enumerate(load("squad-v2.0-dev-half/dev-v2.0.json")))[8:]
     piaf = list(enumerate(load("piaf-v1.1/piaf-v1.1.json")))[1::2]

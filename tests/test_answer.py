@@ -90,7 +90,8 @@ def test_sentences_kept_at_indexing_give_the_answers_of_encoding_them_now(bundle
 
     qa = bundled_assistant
     assert qa.store.sentences.ids() == qa.store.lexical.ids()
-    fresh = ExtractiveAnswerer(get_embeddings(USE_MODEL), min_support=qa.settings.min_support)
+    fresh = ExtractiveAnswerer(get_embeddings(USE_MODEL), min_support=qa.settings.min_support,
+                               reader=qa.answerer.reader)
     for row in read_dataset(DEV_SET):
         lang = guess_lang(row.question)
         docs = qa.retriever.invoke(row.question, lang=lang)
@@ -132,6 +133,21 @@ def test_both_quoted_sentences_are_highlighted_in_the_sources_panel():
     assert "<mark>Les travaux" not in html
 
 
+def test_the_readers_words_are_bold_in_the_bubble_and_the_sources_panel():
+    from tpdqa.answer import Answer, Citation
+    from tpdqa.ui import _plain, render_answer, render_sources
+
+    text = "Le port ouvre en 2027. Les travaux coûtent 40 000 euros *hors taxes*."
+    start = text.index("40 000")
+    citation = Citation(n=1, source="port.txt", chunk_id="c", text=text, quote=text[23:], sentences=[text[23:]],
+                        score=1.0, section="port.txt", span=(start, start + len("40 000 euros")))
+    answer = Answer(question="Combien ?", lang="fr", text=text[23:] + " [1]", refused=False, citations=[citation])
+    bubble = render_answer(answer, turn=1)
+    assert "<strong>40 000 euros</strong>" in bubble and "\\*hors taxes\\*" in bubble
+    assert _plain(bubble) == answer.text  # what a follow-up reads back
+    assert "<mark>Les travaux coûtent <strong>40 000 euros</strong> *hors taxes*.</mark>" in render_sources(answer, 1)
+
+
 def test_a_who_question_is_judged_on_a_sentence_that_names_someone(tmp_path):
     """'Who built it?' is judged on (and, if supported enough, answered by) the sentence that
     holds a name ('built by RWE'), even when a sentence without one ('Denmark opened ...', a
@@ -149,7 +165,7 @@ def test_a_who_question_is_judged_on_a_sentence_that_names_someone(tmp_path):
         "<h2>Costs and financing</h2><p>The farm was built by <a href='https://rwe.com'>RWE</a> for roughly "
         "2 billion euros. The Danish state will receive a share of the profits.</p></article></body></html>",
         encoding="utf-8")
-    qa = Assistant(documents_dir=docs, index_dir=tmp_path / "index")
+    qa = Assistant(documents_dir=docs, index_dir=tmp_path / "index", reader="off")  # the reader has no such rule
     qa.index()
     question = "Who built the Thor wind farm?"
     found = qa.answerer.candidates(question, "en", qa.retriever.invoke(question, lang="en"))
@@ -168,8 +184,12 @@ def test_the_refusal_model_never_lowers_the_odds_of_an_answer_for_more_evidence(
     likely), so a refit that breaks the rule fails here."""
     import numpy as np
 
-    from tpdqa.answer import EXPECTED_SIGNS, QUESTION_FEATURES, REFUSAL_WEIGHTS
+    from tpdqa.answer import (EXPECTED_SIGNS, QUESTION_FEATURES, READER_QUESTION_FEATURES, READER_REFUSAL_WEIGHTS,
+                              REFUSAL_WEIGHTS)
 
-    for feature, weight in zip(QUESTION_FEATURES, REFUSAL_WEIGHTS):
-        assert weight == 0 or np.sign(weight) == EXPECTED_SIGNS.get(feature), (feature, weight)
-    assert np.any(REFUSAL_WEIGHTS != 0)
+    for names, weights in ((QUESTION_FEATURES, REFUSAL_WEIGHTS),
+                           ((*QUESTION_FEATURES, *READER_QUESTION_FEATURES), READER_REFUSAL_WEIGHTS)):
+        assert len(names) == len(weights)
+        for feature, weight in zip(names, weights):
+            assert weight == 0 or np.sign(weight) == EXPECTED_SIGNS.get(feature), (feature, weight)
+        assert np.any(weights != 0)

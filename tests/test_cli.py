@@ -42,6 +42,17 @@ def test_a_document_too_short_to_quote_does_not_break_the_answers_beside_it(tmp_
     assert not answer["refused"] and "Oslo" in answer["text"] and answer["citations"][0]["source"] == "sigma.txt"
 
 
+def test_ask_marks_the_words_that_answer_in_bold(tmp_path):
+    docs = tmp_path / "documents"
+    docs.mkdir()
+    (docs / "sigma.txt").write_text("The sigma lab publishes a yearly report on fisheries. The lab moved to Oslo in "
+                                    "2021, after ten years in Bergen.\n", encoding="utf-8")
+    result = run_tpdqa("ask", "Where did the sigma lab move to?", "--reader", "auto", cwd=tmp_path)  # piped: **
+    assert result.returncode == 0, result.stderr[-2000:]
+    answer = result.stdout.split("\n\nSources:")[0]
+    assert "**Oslo" in answer and answer.count("**") == 2, answer
+
+
 def test_a_missing_or_empty_documents_folder_says_so_and_leaves_nothing_behind(tmp_path):
     missing = run_tpdqa("ask", "Where is the lab?", cwd=tmp_path)
     assert missing.returncode == 1 and "documents folder documents does not exist" in missing.stderr

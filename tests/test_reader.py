@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
+import pytest
 
 SENTENCES = [
     "Le Japon est leader de la robotique et des matériaux avancés.",
@@ -43,3 +46,87 @@ def test_a_span_maps_back_to_the_exact_words_of_the_passage():
     assert passage[first[0]:last[1]] == "1889."  # whole words: the reader never cuts one
     assert np.all(np.diff(pair.owners) >= 0) and pair.ids[0] == tokenizer.bos and pair.ids[-1] == tokenizer.eos
 
+
+
+ARIANE = ("# Ariane 6\n\nAriane 6 is a European heavy launcher developed for ESA by ArianeGroup. It flies in two "
+          "versions, Ariane 62 with two boosters and Ariane 64 with four. The upper stage is powered by the Vinci "
+          "engine, which can be restarted in flight. Its first launch took place on 9 July 2024 from Kourou in "
+          "French Guiana. Its first customers are Eutelsat, Amazon's Kuiper network and the Galileo programme.\n")
+BRIDGE = ("Le pont de l'île de Ré relie La Rochelle à l'île de Ré depuis 1988. Long de 2 926 mètres, il a été "
+          "construit par Bouygues en moins de deux ans. Sa construction a coûté 420 millions de francs, financés "
+          "par le département de la Charente-Maritime. Le péage a été supprimé pour les habitants de l'île.\n")
+
+
+@pytest.fixture(scope="module")
+def two_subjects(tmp_path_factory):
+    """An Assistant with the shipped reader over a folder of two documents on different subjects."""
+    from tpdqa import Assistant
+
+    base = tmp_path_factory.mktemp("reader")
+    docs = base / "documents"
+    docs.mkdir()
+    (docs / "ariane.md").write_text(ARIANE, encoding="utf-8")
+    (docs / "pont.txt").write_text(BRIDGE, encoding="utf-8")
+    assistant = Assistant(documents_dir=docs, index_dir=base / "index", reader="auto")
+    assistant.index()
+    assert assistant.answerer.reader is not None
+    return assistant
+
+
+def test_the_shipped_reader_loads_offline_and_refuses_a_damaged_file(tmp_path):
+    from tpdqa.reader import CARD_FILE, MODEL_FILE, Reader
+
+    passage = "The sigma lab moved to Oslo in 2021, after ten years in Bergen."
+    reading = Reader.load().read("Where is the sigma lab now?", [passage])[0]
+    assert passage[reading.start:reading.end].startswith("Oslo") and reading.margin > 0
+    damaged = tmp_path / "reader.pt"
+    data = bytearray(MODEL_FILE.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    damaged.write_bytes(bytes(data))
+    shutil.copy(CARD_FILE, tmp_path / "reader.json")
+    with pytest.raises(ValueError, match="checksum"):
+        Reader.load(damaged)
+
+
+def test_the_reader_reranks_passages_in_a_langchain_pipeline():
+    from langchain_classic.retrievers.document_compressors import CrossEncoderReranker
+    from langchain_core.documents import Document
+
+    from tpdqa.reader import load_reader
+
+    docs = [Document(page_content=text) for text in (
+        "The sigma lab publishes a yearly report on fisheries.", "The sigma lab moved to Oslo in 2021.",
+        "Oslo is the capital of Norway.")]
+    ranked = CrossEncoderReranker(model=load_reader(), top_n=2).compress_documents(docs, "Where did the sigma lab move?")
+    assert ranked[0].page_content == "The sigma lab moved to Oslo in 2021."
+
+
+@pytest.mark.parametrize("question, sentence, words", [
+    ("Which engine powers the upper stage?", "The upper stage is powered by the Vinci engine", "Vinci"),
+    ("Who are the first customers of Ariane 6?", "Its first customers are Eutelsat", "Eutelsat"),
+    ("When did Ariane 6 first fly?", "Its first launch took place on 9 July 2024", "2024"),
+    ("Combien a coûté la construction du pont de l'île de Ré ?", "Sa construction a coûté 420 millions", "420"),
+])
+def test_the_answer_quotes_the_sentence_that_answers_and_marks_its_words(two_subjects, question, sentence, words):
+    answer = two_subjects.ask(question)
+    assert not answer.refused, answer.text
+    citation = answer.citations[0]
+    assert sentence in citation.quote
+    assert words in citation.span_text and citation.span_text in citation.quote
+    assert citation.text[citation.span[0]:citation.span[1]] == citation.span_text
+
+
+def test_a_near_miss_on_the_other_document_is_refused(two_subjects):
+    """No document says what a launch pad cost; the bridge's cost does not answer it."""
+    assert two_subjects.ask("How much did the construction of the Ariane 5 launch pad cost?").refused
+
+
+def test_reader_off_is_the_default_answerer_without_it(two_subjects):
+    from tpdqa import Assistant
+
+    off = Assistant(documents_dir=two_subjects.settings.documents_dir, index_dir=two_subjects.settings.index_dir)
+    answer = off.ask("Which engine powers the upper stage?")
+    assert off.answerer.reader is None and all(c.span is None for c in answer.citations)
+    with pytest.raises(FileNotFoundError, match="no such reader"):
+        Assistant(documents_dir=two_subjects.settings.documents_dir, index_dir=two_subjects.settings.index_dir,
+                  reader="/nowhere/reader.pt").answerer

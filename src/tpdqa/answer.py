@@ -33,14 +33,15 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from langchain_core.documents import Document
 from pydantic import BaseModel, Field
 
-from tpdqa.ingest import SECTION_SEP
+from tpdqa.ingest import SECTION_SEP, chunk_body
 from tpdqa.language import LANGUAGES, analyze, fold, words
 from tpdqa.sentences import SentenceIndex, WordMatcher, chunk_units, content_words, normalise
 
@@ -67,6 +68,19 @@ class Citation(BaseModel):
     page: int | None = None
     title: str | None = None
     section: str | None = Field(None, description="Where in the document: 'file.docx › Heading › Subheading'.")
+    span: tuple[int, int] | None = Field(None, description=(
+        "The reader's answer inside the quote: start and end offsets in ``text`` of the words that answer "
+        "(None: reader off, or its answer is not in the quoted sentences)."))
+
+    @property
+    def span_text(self) -> str | None:
+        """The answering words as the quote shows them (whitespace collapsed)."""
+        return " ".join(self.text[self.span[0]:self.span[1]].split()) if self.span else None
+
+
+def scaled(reading: Any) -> float:
+    """A reader's margin clipped to ±MARGIN_CLIP and scaled to ±1 (a feature's range)."""
+    return float(np.clip(reading.margin, -MARGIN_CLIP, MARGIN_CLIP)) / MARGIN_CLIP
 
 
 def section_path(metadata: dict[str, Any]) -> str:
@@ -136,25 +150,35 @@ def retrieved_chunks(docs: list[Document]) -> list[RetrievedChunk]:
 class ExtractiveAnswerer:
     """Picks and cites the best supporting sentence; see the module doc."""
 
-    def __init__(self, embeddings: Any, min_support: float = 0.32, max_sentences: int = 2, evidence_chunks: int = 3,
-                 sentences: SentenceIndex | None = None) -> None:
+    def __init__(self, embeddings: Any, min_support: float | None = None, max_sentences: int = 2,
+                 evidence_chunks: int = 3, sentences: SentenceIndex | None = None, reader: Any = None) -> None:
         # Sentences are picked from every retrieved chunk; word evidence is read in the
         # first ``evidence_chunks`` only, so that a long tail of loosely related passages
         # cannot make an off-topic question look covered. ``sentences`` holds the units and
         # vectors computed at indexing; without it they are computed here. ``max_sentences``:
         # the best sentence and its passage's runners-up (see Candidates.answer_sentences).
+        # ``reader``: a tpdqa.reader.Reader (None: off); ``min_support`` None: the threshold
+        # fitted for the answerer with or without it.
         self.embeddings = embeddings
-        self.min_support = min_support
+        self._reader = reader  # a Reader, a Future of one (loading beside the first retrieval), or None
+        self.min_support = min_support if min_support is not None else MIN_SUPPORT[reader is not None]
         self.max_sentences = max_sentences
         self.evidence_chunks = evidence_chunks
         self.sentences = sentences
         self.words = WordMatcher(embeddings, sentences)
+
+    @property
+    def reader(self) -> Any:
+        if isinstance(self._reader, Future):
+            self._reader = self._reader.result()
+        return self._reader
 
     def __call__(self, question: str, lang: str, docs: list[Document]) -> Answer:
         retrieved = retrieved_chunks(docs)
         found = self.candidates(question, lang, docs)
         if found is None:
             return Answer.refusal(question, lang, retrieved)
+        retrieved = [retrieved[i] for i in found.passage_order(len(retrieved))]
         scores = found.sentence_scores()
         best = found.best(scores)
         support = found.answer_probability(best, scores)
@@ -176,6 +200,7 @@ class ExtractiveAnswerer:
             page=doc.metadata.get("page"),
             title=doc.metadata.get("title"),
             section=section_path(doc.metadata),
+            span=found.span_in(best, picked),
         )
         doc_lang = doc.metadata.get("lang", lang)
         lead = ""
@@ -246,8 +271,35 @@ class ExtractiveAnswerer:
                 float(sentence.rstrip()[-1:] in ".!?»\"”)"),                      # a sentence, not a line
                 min(1.0, len(sentence) / 400.0),
             ])
-        return Candidates(items=items, features=np.array(rows, dtype=np.float32), meaning=meaning,
-                          evidence=evidence, top=top, expansion=bool(_EXPANSION.search(question)))
+        features = np.array(rows, dtype=np.float32)
+        readings: dict[int, Any] = {}
+        if self.reader is not None:
+            features, readings = self.read(question, docs, items, features)
+        return Candidates(items=items, features=features, meaning=meaning, evidence=evidence, top=top,
+                          expansion=bool(_EXPANSION.search(question)), readings=readings)
+
+    def read(self, question: str, docs: list[Document], items: list[tuple[int, Document, str]],
+             features: np.ndarray) -> tuple[np.ndarray, dict[int, Any]]:
+        """The reader's columns (READER_FEATURES) beside ``features``: it reads the first
+        READ_CHUNKS chunks whole (heading line included: the section says what the passage is
+        about) in one batch; a sentence holding a chunk's answer span gets its margin."""
+        read = min(READ_CHUNKS, len(docs))
+        readings = dict(enumerate(self.reader.read(question, [d.page_content for d in docs[:read]])))
+        columns = np.zeros((len(items), len(READER_FEATURES)), dtype=np.float32)
+        at: dict[int, int] = {}
+        for row, (rank, doc, sentence) in enumerate(items):
+            if rank not in readings:
+                continue
+            text = doc.page_content
+            start = text.find(sentence, at.get(rank, len(text) - len(chunk_body(text, doc.metadata))))
+            if start < 0:
+                continue
+            at[rank] = start + len(sentence)
+            reading = readings[rank]
+            margin = scaled(reading)
+            holds = float(reading.start < start + len(sentence) and reading.end > start)
+            columns[row] = (holds, holds * margin, margin)
+        return np.concatenate([features, columns], axis=1), readings
 
 
 @dataclass
@@ -261,13 +313,21 @@ class Candidates:
     top: np.ndarray  # sentence is in one of the evidence chunks
 
     expansion: bool = False  # the question asks what an acronym stands for
+    readings: dict[int, Any] = field(default_factory=dict)  # the reader's Reading per chunk rank it read
+
+    @property
+    def read(self) -> bool:
+        return self.features.shape[1] > len(SENTENCE_FEATURES)
 
     def sentence_scores(self) -> np.ndarray:
         """Log-odds that a sentence holds the answer (weights fitted on the fit split).
 
         A question asking what an acronym stands for is answered by the sentence that
         spells it out: a rule, since public QA sets ask too few such questions to learn it."""
-        scores = self.features @ SENTENCE_WEIGHTS + SENTENCE_BIAS
+        if self.read:
+            scores = self.features @ READER_SENTENCE_WEIGHTS + READER_SENTENCE_BIAS
+        else:
+            scores = self.features @ SENTENCE_WEIGHTS + SENTENCE_BIAS
         if self.expansion:
             scores = scores + EXPANSION_BONUS * self.features[:, SENTENCE_FEATURES.index("defines_acronym")]
         return scores
@@ -277,7 +337,7 @@ class Candidates:
         one that holds it, if any does ("who built it?" → "built by RWE", not the higher
         scoring "Denmark opened it"; a typed question none answers is refused)."""
         typed = np.flatnonzero(self.features[:, SENTENCE_FEATURES.index("type_found")] > 0)
-        if typed.size and self.features[:, SENTENCE_FEATURES.index("type_missing")].any():
+        if typed.size and not self.read and self.features[:, SENTENCE_FEATURES.index("type_missing")].any():
             return int(typed[np.argmax(scores[typed])])
         return int(np.argmax(scores))
 
@@ -293,11 +353,42 @@ class Candidates:
                   if i != best and self.items[i][0] == rank and scores[i] >= scores[best] - SECOND_SENTENCE_MARGIN]
         return sorted([best, *others[: max_sentences - 1]])
 
+    def passage_order(self, n: int) -> list[int]:
+        """The retrieved passages' order: those the reader read by its margin (plus a prior for
+        the retrieval rank, PASSAGE_RANK_PRIOR), then the rest as retrieved."""
+        read = sorted(self.readings, key=lambda r: -(scaled(self.readings[r]) + PASSAGE_RANK_PRIOR / math.sqrt(r + 1)))
+        return [*read, *(i for i in range(n) if i not in self.readings)]
+
+    def span_in(self, best: int, picked: list[int]) -> tuple[int, int] | None:
+        """The reader's span in the best sentence's chunk, if it lies in the quoted sentences
+        (offsets in the chunk's text, edge punctuation trimmed)."""
+        rank, doc, _ = self.items[best]
+        reading = self.readings.get(rank)
+        if reading is None or reading.end <= reading.start:
+            return None
+        text = doc.page_content
+        inside = False
+        for i in picked:
+            start = text.find(self.items[i][2])
+            inside |= 0 <= start <= reading.start and reading.end <= start + len(self.items[i][2])
+        if not inside:
+            return None
+        start, end = reading.start, reading.end
+        while end > start and text[end - 1] in _EDGE_PUNCTUATION:
+            end -= 1
+        while start < end and text[start] in _EDGE_PUNCTUATION:
+            start += 1
+        return (start, end) if end > start else None
+
     def question_features(self, best: int, scores: np.ndarray) -> np.ndarray:
         others = np.delete(scores, best)
         margin = float(scores[best] - others.max()) if others.size else 3.0
         evidence = self.evidence
         row = dict(zip(SENTENCE_FEATURES, self.features[best]))
+        reader = []
+        if self.read:  # the best margin of any chunk read, and the one the best sentence holds
+            chosen = self.features[best, len(SENTENCE_FEATURES):]
+            reader = [max(scaled(r) for r in self.readings.values()), float(chosen[1])]
         return np.array([
             float(scores[best]),
             float(self.meaning[self.top].max()) if self.top.any() else float(self.meaning.max()),
@@ -308,6 +399,7 @@ class Candidates:
             float(row["word_match"]), float(row["exact_words"]), float(row["type_found"]), float(row["type_missing"]),
             min(margin, 3.0),
             float((evidence >= TRANSLATED).mean()) if evidence.size else 0.0,  # same word or a translation
+            *reader,
         ], dtype=np.float32)
 
     def answer_probability(self, best: int, scores: np.ndarray) -> float:
@@ -317,6 +409,8 @@ class Candidates:
         named = dict(zip(QUESTION_FEATURES, q))
         if named["best_meaning"] + named["evidence_mean"] + 0.5 * named["words_matched"] < OFF_TOPIC:
             return 0.0
+        if self.read:  # the reader knows what kind of answer a question wants: no type rule
+            return 1.0 / (1.0 + math.exp(-float(q @ READER_REFUSAL_WEIGHTS + READER_REFUSAL_BIAS)))
         if named["best_type_missing"] > 0:  # asks how many / when / who, and the best sentence holds no such thing
             return 0.0
         return 1.0 / (1.0 + math.exp(-float(q @ REFUSAL_WEIGHTS + REFUSAL_BIAS)))
@@ -324,13 +418,19 @@ class Candidates:
 
 SENTENCE_FEATURES = ("meaning", "stem_coverage", "word_match", "exact_words", "rank", "fused_score", "type_found",
                      "type_missing", "new_words", "defines_acronym", "is_sentence", "length")
+READER_FEATURES = ("reader_span", "reader_span_margin", "reader_chunk_margin")
+READER_QUESTION_FEATURES = ("reader_best", "reader_answer")
+READ_CHUNKS = 4  # retrieved chunks the reader reads (one batch)
+MARGIN_CLIP = 10.0  # reader margins (span score - null score) are clipped to ±this, then scaled to ±1
+PASSAGE_RANK_PRIOR = 1.0  # scaled reader margin that retrieval's first place is worth (fit split)
+_EDGE_PUNCTUATION = set(".,;:!?()[]«»\"'“”‘’")
 QUESTION_FEATURES = ("best_score", "best_meaning", "evidence_mean", "evidence_min", "words_missing", "words_exact",
                      "best_word_match", "best_exact_words", "best_type_found", "best_type_missing", "margin",
                      "words_matched")
 WORD_MISSING = 0.6  # a question word whose best match is under this is not in the passages
 TRANSLATED = 0.8  # ... and one over this is there, as itself, a translation or a derivation
 # The sign each question feature may take in the refusal model (scripts/fit_answerer.py).
-EXPECTED_SIGNS = {"best_score": 1, "best_meaning": 1, "evidence_mean": 1, "evidence_min": 1, "words_missing": -1,
+EXPECTED_SIGNS = {"reader_best": 1, "reader_answer": 1, "best_score": 1, "best_meaning": 1, "evidence_mean": 1, "evidence_min": 1, "words_missing": -1,
                   "words_exact": 1, "best_word_match": 1, "best_exact_words": 1, "margin": 1, "words_matched": 1}
 # Off-topic gate: best meaning + mean word match + half the share of words met (same word or
 # translation, so an English question on French passages is judged like a French one). The
@@ -345,6 +445,17 @@ SENTENCE_WEIGHTS = np.array([1.6252, 1.3897, 3.1719, 0.368, 1.6375, 2.4567, 0.25
 SENTENCE_BIAS = -9.1433
 REFUSAL_WEIGHTS = np.array([0.412, 0.7201, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0649, 0.0], dtype=np.float32)
 REFUSAL_BIAS = -0.4129
+# With the reader (columns SENTENCE_FEATURES + READER_FEATURES; QUESTION_FEATURES + READER_QUESTION_FEATURES).
+READER_SENTENCE_WEIGHTS = np.array([1.604, 0.2197, 2.4516, 0.2251, 1.3921, 2.7308, 0.0946, -0.982, 0.1278, 0.4731,
+                                    0.5189, 0.9566, 1.7731, 1.9304, -0.3233], dtype=np.float32)
+READER_SENTENCE_BIAS = -9.4204
+READER_REFUSAL_WEIGHTS = np.array([0.2805, 1.1297, 0.0, 0.0, -0.3765, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 2.4164, 0.5812],
+                                  dtype=np.float32)
+READER_REFUSAL_BIAS = -0.394
+# By reader off / on. Off: the highest threshold keeping false refusals <= 0.15 in each fit set.
+# On: the highest keeping them <= 0.15 (SQuAD 2.0) and <= 0.10 (PIAF) on the fit articles the
+# reader never trained on (on the others its margins are those of a model that saw the answers).
+MIN_SUPPORT = {False: 0.32, True: 0.40}
 
 
 # Chosen on the fit split (scripts/fit_answerer.py prints the curve): past 1.5 log-odds the

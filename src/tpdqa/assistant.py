@@ -23,6 +23,7 @@ from tpdqa.answer import Answer, ExtractiveAnswerer
 from tpdqa.chain import as_messages, build_chain, stream_chain
 from tpdqa.embeddings import get_embeddings
 from tpdqa.generate import GenerativeAnswerer, chat_model
+from tpdqa.reader import load_reader_soon
 from tpdqa.retrieval import HybridRetriever
 from tpdqa.settings import USE_MODEL, Settings
 from tpdqa.ingest import SUPPORTED_SUFFIXES, iter_files
@@ -86,7 +87,8 @@ class Assistant:
         judge = get_embeddings(USE_MODEL)
         model = chat_model(settings)
         if model is None:
-            return ExtractiveAnswerer(judge, min_support=settings.min_support, sentences=self.store.sentences)
+            return ExtractiveAnswerer(judge, min_support=settings.min_support, sentences=self.store.sentences,
+                                      reader=load_reader_soon(settings.reader))
         return GenerativeAnswerer(model, judge, context_tokens=settings.llm_context_tokens,
                                   max_tokens=settings.llm_max_tokens)
 

@@ -24,6 +24,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--embedding-models", help="comma-separated embedding models")
     parser.add_argument("--llm", help="answerer: extractive (default), openai:MODEL, ollama:MODEL, llamacpp:PATH")
     parser.add_argument("--llm-base-url", help="base URL of an OpenAI-compatible or Ollama server")
+    parser.add_argument("--reader", help="the extractive answerer's reader: auto (shipped, default), off, or a "
+                                         "reader.pt path (docs/reader.md)")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="log what happens (model loading bars included) on stderr")
 
@@ -110,7 +112,8 @@ def _assistant(args: argparse.Namespace):
     from tpdqa import Assistant
 
     overrides: dict[str, Any] = {}
-    for name in ("documents_dir", "index_dir", "chroma_url", "embedding_models", "llm", "llm_base_url", "users_file"):
+    for name in ("documents_dir", "index_dir", "chroma_url", "embedding_models", "llm", "llm_base_url", "reader",
+                 "users_file"):
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = value
@@ -173,6 +176,14 @@ def _print_stats(stats, file=None) -> None:
         print(f"  skipped {error.source}: {error.reason}", file=sys.stderr)
 
 
+def bold(text: str, span: str | None) -> str:
+    """``text`` with the reader's answer words in bold: ANSI on a terminal, ``**`` (Markdown) when piped."""
+    if not span or span not in text:
+        return text
+    on, off = ("\033[1m", "\033[0m") if sys.stdout.isatty() else ("**", "**")
+    return text.replace(span, f"{on}{span}{off}", 1)
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
     assistant = _assistant(args)
     assistant.check_question(args.question)
@@ -184,7 +195,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if args.json:
         print(answer.model_dump_json(indent=2))
     else:
-        print(answer.text)
+        print(bold(answer.text, answer.citations[0].span_text if answer.citations else None))
         for sentence in answer.unsupported:
             print(f"  (not supported by the documents: {sentence})")
         if answer.citations:
@@ -261,7 +272,7 @@ def _eval_beir(args: argparse.Namespace) -> int:
 
     from tpdqa.evaluation import evaluate_beir
 
-    overrides = {n: getattr(args, n) for n in ("chroma_url", "embedding_models", "llm", "llm_base_url")
+    overrides = {n: getattr(args, n) for n in ("chroma_url", "embedding_models", "llm", "llm_base_url", "reader")
                  if getattr(args, n, None)}
     work = args.work or Path(tempfile.mkdtemp(prefix="tpdqa-beir-"))
     report = evaluate_beir(args.beir, qrels=args.qrels, work=work, every=args.every, offset=args.offset,

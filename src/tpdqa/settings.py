@@ -48,11 +48,16 @@ class Settings(BaseSettings):
     k: int = Field(5, ge=1, le=50, description="Passages returned by retrieval and considered by the answerer.")
     fetch_k: int = Field(50, ge=1, description="Candidates each retriever (dense, BM25) contributes to the fusion.")
     chroma_url: str | None = Field(None, description="URL of a Chroma server (`chroma run`); empty: a local store in index_dir.")
-    min_support: float = Field(
-        0.32, ge=0.0, le=1.0,
+    min_support: float | None = Field(
+        None, ge=0.0, le=1.0,
         description="The extractive answerer refuses when its calibrated probability that the sentences it would quote answer "
-                    "the question is under this (0-1; higher refuses more; see docs/evaluation.md).",
+                    "the question is under this (0-1; higher refuses more; empty: the threshold fitted for the answerer, "
+                    "with or without the reader; see docs/evaluation.md).",
     )
+    reader: str = Field("off", description=(
+        "The extractive answerer's reader (docs/reader.md): off (default: sentences scored by meaning and words "
+        "only), auto (the reader shipped with tpdqa: better on English near misses, weaker on French and on "
+        "cross-language questions so far), or the path of a reader.pt trained by scripts/train_reader.py."))
     max_question_chars: int = Field(2000, description="Longest question accepted.")
     max_history_chars: int = Field(2000, ge=100, description=(
         "Longest text read from one earlier turn of a conversation (longer turns are cut to their end)."))

@@ -151,7 +151,7 @@ def render_answer(answer: Answer, turn: int) -> str:
     become links to the turn's passages; generated sentences no passage supports are flagged."""
     if answer.refused:
         return f"⚠️ *{as_text(answer.text)}*"
-    text = as_text(answer.text)
+    text = bold_span(as_text(answer.text), answer)
     for sentence in answer.unsupported:
         quoted = as_text(sentence)
         text = text.replace(quoted, f"{quoted} ⚠️ *(not supported by the documents)*", 1)
@@ -165,6 +165,15 @@ def render_answer(answer: Answer, turn: int) -> str:
 _MARKUP_CHARS = r"[\\`*_{}\[\]()#+\-.!|~<>&$:]"
 _MARKUP = re.compile(f"({_MARKUP_CHARS})")
 _ESCAPED = re.compile(f"\\\\({_MARKUP_CHARS})")  # what as_text wrote: undone by _plain
+
+
+def bold_span(text: str, answer: Answer) -> str:
+    """``text`` (already escaped by :func:`as_text`) with the reader's answer words in bold.
+    HTML, not ``**``: Markdown's emphasis rules refuse ``**`` beside punctuation."""
+    span = answer.citations[0].span_text if answer.citations else None
+    if not span:
+        return text
+    return text.replace(as_text(span), f"<strong>{as_text(span)}</strong>", 1)
 
 
 def as_text(text: str) -> str:
@@ -183,21 +192,29 @@ def render_sources(answer: Answer, turn: int) -> str:
         where = html.escape(c.section or c.source) + (f", page {c.page}" if c.page else "")
         # the chunk's heading line is already said in the header above
         text = chunk_body(c.text, {"section": (c.section or "")[len(c.source) + len(SECTION_SEP):]})
-        body = highlight(text, c.sentences or [c.quote]).replace("\n", "<br>")
+        shift = len(c.text) - len(text)
+        span = (c.span[0] - shift, c.span[1] - shift) if c.span else None
+        body = highlight(text, c.sentences or [c.quote], span).replace("\n", "<br>")
         items.append(f'<div class="tpdqa-source" id="tpdqa-src-{turn}-{c.n}"><div class="tpdqa-where">[{c.n}] {where}'
                      f'</div><div class="tpdqa-text">{body}</div></div>')
     return f'<div class="tpdqa-turn"><h4>{title}</h4>{"".join(items)}</div>'
 
 
-def highlight(text: str, quotes: list[str]) -> str:
-    """``text`` as HTML with each quote (an exact substring, in the text's order) marked."""
+def highlight(text: str, quotes: list[str], span: tuple[int, int] | None = None) -> str:
+    """``text`` as HTML with each quote (an exact substring, in the text's order) marked,
+    and the answer ``span`` (offsets in ``text``, inside a quote) in bold."""
     parts, at = [], 0
     for quote in quotes:
         start = text.find(quote, at)
         if start < 0:
             continue
-        parts += [html.escape(text[at:start]), "<mark>", html.escape(quote), "</mark>"]
-        at = start + len(quote)
+        end = start + len(quote)
+        inner = html.escape(quote)
+        if span and start <= span[0] < span[1] <= end:
+            inner = (html.escape(text[start:span[0]]) + "<strong>" + html.escape(text[span[0]:span[1]])
+                     + "</strong>" + html.escape(text[span[1]:end]))
+        parts += [html.escape(text[at:start]), "<mark>", inner, "</mark>"]
+        at = end
     return "".join(parts) + html.escape(text[at:])
 
 
@@ -519,6 +536,7 @@ def _plain(content: Any) -> str:
     """A bubble's text as it was answered: marker links back to [n], escapes undone."""
     text = content if isinstance(content, str) else str(content)
     text = re.sub(r"\[\\\[(\d+)\\\]\]\([^)]*\)", r"[\1]", text)
+    text = re.sub(r"</?strong>", "", text)  # bold_span's; a document's own tags were escaped
     return _ESCAPED.sub(r"\1", text)
 
 
