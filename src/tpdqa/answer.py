@@ -22,6 +22,11 @@ it. Under ``min_support`` it refuses in the question's language, with no citatio
 models were fitted by ``scripts/fit_answerer.py`` on the fit split of the public
 generalisation benchmark only (docs/evaluation.md).
 
+With a reader (``reader = auto``, :mod:`tpdqa.reader`; off by default) the first
+READ_CHUNKS passages are also read by a model trained here: its answer span and margins
+join both models (their READER_* weights), order the passages it read, and mark the
+answer's words (``Citation.span``).
+
     >>> from tpdqa import Assistant
     >>> answer = Assistant().ask("Qui domine la production de puces mémoire ?")
     >>> answer.refused, answer.citations[0].source
