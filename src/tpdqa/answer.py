@@ -115,6 +115,11 @@ class Answer(BaseModel):
     warnings: list[str] = Field(default_factory=list,
                                 description="e.g. 'answer_language:en' for an answer not in the question's language.")
 
+    @property
+    def span_text(self) -> str | None:
+        """The words the reader marked in the first citation (None: none marked)."""
+        return self.citations[0].span_text if self.citations else None
+
     @classmethod
     def refusal(cls, question: str, lang: str, retrieved: list[RetrievedChunk], support: float = 0.0) -> Answer:
         return cls(question=question, lang=lang, text=REFUSALS.get(lang, REFUSALS["en"]), refused=True,
@@ -276,35 +281,35 @@ class ExtractiveAnswerer:
                 float(sentence.rstrip()[-1:] in ".!?»\"”)"),                      # a sentence, not a line
                 min(1.0, len(sentence) / 400.0),
             ])
-        features = np.array(rows, dtype=np.float32)
-        readings: dict[int, Any] = {}
+        found = Candidates(items=items, features=np.array(rows, dtype=np.float32), meaning=meaning,
+                           evidence=evidence, top=top, expansion=bool(_EXPANSION.search(question)))
         if self.reader is not None:
-            features, readings = self.read(question, docs, items, features)
-        return Candidates(items=items, features=features, meaning=meaning, evidence=evidence, top=top,
-                          expansion=bool(_EXPANSION.search(question)), readings=readings)
+            self.read(question, docs, found)
+        return found
 
-    def read(self, question: str, docs: list[Document], items: list[tuple[int, Document, str]],
-             features: np.ndarray) -> tuple[np.ndarray, dict[int, Any]]:
-        """The reader's columns (READER_FEATURES) beside ``features``: it reads the first
+    def read(self, question: str, docs: list[Document], found: Candidates) -> None:
+        """Adds the reader's columns (READER_FEATURES) to ``found``: it reads the first
         READ_CHUNKS chunks whole (heading line included: the section says what the passage is
         about) in one batch; a sentence holding a chunk's answer span gets its margin."""
         read = min(READ_CHUNKS, len(docs))
-        readings = dict(enumerate(self.reader.read(question, [d.page_content for d in docs[:read]])))
-        columns = np.zeros((len(items), len(READER_FEATURES)), dtype=np.float32)
+        found.readings = dict(enumerate(self.reader.read(question, [d.page_content for d in docs[:read]])))
+        found.starts = np.full(len(found.items), -1)
+        columns = np.zeros((len(found.items), len(READER_FEATURES)), dtype=np.float32)
         at: dict[int, int] = {}
-        for row, (rank, doc, sentence) in enumerate(items):
-            if rank not in readings:
+        for row, (rank, doc, sentence) in enumerate(found.items):
+            if rank not in found.readings:
                 continue
             text = doc.page_content
             start = text.find(sentence, at.get(rank, len(text) - len(chunk_body(text, doc.metadata))))
             if start < 0:
                 continue
+            found.starts[row] = start
             at[rank] = start + len(sentence)
-            reading = readings[rank]
+            reading = found.readings[rank]
             margin = scaled(reading)
             holds = float(reading.start < start + len(sentence) and reading.end > start)
             columns[row] = (holds, holds * margin, margin)
-        return np.concatenate([features, columns], axis=1), readings
+        found.features = np.concatenate([found.features, columns], axis=1)
 
 
 @dataclass
@@ -319,6 +324,7 @@ class Candidates:
 
     expansion: bool = False  # the question asks what an acronym stands for
     readings: dict[int, Any] = field(default_factory=dict)  # the reader's Reading per chunk rank it read
+    starts: np.ndarray | None = None  # with the reader: each sentence's offset in its chunk's text (-1: unread)
 
     @property
     def read(self) -> bool:
@@ -372,11 +378,8 @@ class Candidates:
         if reading is None or reading.end <= reading.start:
             return None
         text = doc.page_content
-        inside = False
-        for i in picked:
-            start = text.find(self.items[i][2])
-            inside |= 0 <= start <= reading.start and reading.end <= start + len(self.items[i][2])
-        if not inside:
+        if not any(0 <= self.starts[i] <= reading.start and reading.end <= self.starts[i] + len(self.items[i][2])
+                   for i in picked):
             return None
         start, end = reading.start, reading.end
         while end > start and text[end - 1] in _EDGE_PUNCTUATION:
@@ -435,8 +438,9 @@ QUESTION_FEATURES = ("best_score", "best_meaning", "evidence_mean", "evidence_mi
 WORD_MISSING = 0.6  # a question word whose best match is under this is not in the passages
 TRANSLATED = 0.8  # ... and one over this is there, as itself, a translation or a derivation
 # The sign each question feature may take in the refusal model (scripts/fit_answerer.py).
-EXPECTED_SIGNS = {"reader_best": 1, "reader_answer": 1, "best_score": 1, "best_meaning": 1, "evidence_mean": 1, "evidence_min": 1, "words_missing": -1,
-                  "words_exact": 1, "best_word_match": 1, "best_exact_words": 1, "margin": 1, "words_matched": 1}
+EXPECTED_SIGNS = {"best_score": 1, "best_meaning": 1, "evidence_mean": 1, "evidence_min": 1, "words_missing": -1,
+                  "words_exact": 1, "best_word_match": 1, "best_exact_words": 1, "margin": 1, "words_matched": 1,
+                  "reader_best": 1, "reader_answer": 1}
 # Off-topic gate: best meaning + mean word match + half the share of words met (same word or
 # translation, so an English question on French passages is judged like a French one). The
 # fitted refusal model reads no word evidence (held to its sign, none survives the fit), so a

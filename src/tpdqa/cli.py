@@ -24,8 +24,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--embedding-models", help="comma-separated embedding models")
     parser.add_argument("--llm", help="answerer: extractive (default), openai:MODEL, ollama:MODEL, llamacpp:PATH")
     parser.add_argument("--llm-base-url", help="base URL of an OpenAI-compatible or Ollama server")
-    parser.add_argument("--reader", help="the extractive answerer's reader: auto (shipped, default), off, or a "
-                                         "reader.pt path (docs/reader.md)")
+    parser.add_argument("--reader", help="the extractive answerer's reader: off (default), auto (the shipped one), "
+                                         "or a reader.pt path (docs/reader.md)")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="log what happens (model loading bars included) on stderr")
 
@@ -195,7 +195,7 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if args.json:
         print(answer.model_dump_json(indent=2))
     else:
-        print(bold(answer.text, answer.citations[0].span_text if answer.citations else None))
+        print(bold(answer.text, answer.span_text))
         for sentence in answer.unsupported:
             print(f"  (not supported by the documents: {sentence})")
         if answer.citations:

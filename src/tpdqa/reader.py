@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 import json
 import logging
 import re
@@ -222,13 +223,14 @@ class Reader(BaseCrossEncoder):
 
         path = Path(path)
         card = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        data = path.read_bytes()  # checked and loaded from the same bytes: read once
+        digest = hashlib.sha256(data).hexdigest()
         if digest != card["sha256"]:
             raise ValueError(f"The reader's weights {path} do not match their checksum ({digest[:12]}… instead of "
                              f"{card['sha256'][:12]}…): reinstall tpdqa, or set reader = off.")
         e5 = E5File.open()
         net = network_class()(e5, card["layers"])
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
         net.load_state_dict({k: v.float() for k, v in state.items()})
         net.eval()
         if quantise:

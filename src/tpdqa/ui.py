@@ -170,10 +170,9 @@ _ESCAPED = re.compile(f"\\\\({_MARKUP_CHARS})")  # what as_text wrote: undone by
 def bold_span(text: str, answer: Answer) -> str:
     """``text`` (already escaped by :func:`as_text`) with the reader's answer words in bold.
     HTML, not ``**``: Markdown's emphasis rules refuse ``**`` beside punctuation."""
-    span = answer.citations[0].span_text if answer.citations else None
-    if not span:
+    if not answer.span_text:
         return text
-    return text.replace(as_text(span), f"<strong>{as_text(span)}</strong>", 1)
+    return text.replace(as_text(answer.span_text), f"<strong>{as_text(answer.span_text)}</strong>", 1)
 
 
 def as_text(text: str) -> str:
