@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/bench.py                          # 1k and 10k, default models
     .venv/bin/python scripts/bench.py --sizes 1000,10000,100000 --json docs/bench.json
-    .venv/bin/python scripts/bench.py --sizes 1000 --serve     # + 1/4/16 concurrent /ask clients
+    .venv/bin/python scripts/bench.py --sizes 1000 --serve     # + 1/4/16 concurrent clients (page, REST)
 
 Passages are paragraphs of the public data in ../shared/data (PIAF, SQuAD 1.1 dev,
 SciFact), one .txt file each. A size larger than the pool reuses texts under new file
@@ -208,12 +208,18 @@ def bench_size(size: int, texts: list[str], questions: list[tuple[str, str]], mo
 SERVE_CLIENT = r"""
 import json, sys, time
 from concurrent.futures import ThreadPoolExecutor
-from gradio_client import Client
-url, clients, questions = sys.argv[1], int(sys.argv[2]), json.loads(sys.stdin.read())
-pool = [Client(url, verbose=False) for _ in range(clients)]
+url, clients, door, questions = sys.argv[1], int(sys.argv[2]), sys.argv[3], json.loads(sys.stdin.read())
+if door == "gradio":  # the page's /ask through Gradio's queue
+    from gradio_client import Client
+    pool = [Client(url, verbose=False) for _ in range(clients)]
+    ask = lambda i, q: pool[i % clients].predict(q, api_name="/ask")
+else:  # the REST API
+    import httpx
+    pool = [httpx.Client(base_url=url, timeout=600) for _ in range(clients)]
+    ask = lambda i, q: pool[i % clients].post("/api/v1/ask", json={"question": q}).raise_for_status()
 def one(i):
     started = time.perf_counter()
-    pool[i % clients].predict(questions[i % len(questions)], api_name="/ask")
+    ask(i, questions[i % len(questions)])
     return time.perf_counter() - started
 n = max(clients * 4, 16)
 started = time.perf_counter()
@@ -225,8 +231,37 @@ print(json.dumps({"p50": round(times[len(times) // 2], 3), "p95": round(times[mi
 """
 
 
+IN_PROCESS = r"""
+import json, statistics, sys, time
+from tpdqa import Assistant
+questions = json.loads(sys.stdin.read())
+qa = Assistant()
+for q in questions[:2]:
+    qa.ask(q)
+times = []
+for q in questions * 2:
+    started = time.perf_counter()
+    qa.ask(q)
+    times.append(time.perf_counter() - started)
+print(json.dumps({"p50": round(statistics.median(times) * 1000, 1)}))
+"""
+API_ONE = r"""
+import json, statistics, sys, time
+import httpx
+url, questions = sys.argv[1], json.loads(sys.stdin.read())
+client = httpx.Client(base_url=url, timeout=600)
+times = []
+for q in questions * 2:
+    started = time.perf_counter()
+    client.post("/api/v1/ask", json={"question": q}).raise_for_status()
+    times.append(time.perf_counter() - started)
+print(json.dumps({"p50": round(statistics.median(times) * 1000, 1)}))
+"""
+
+
 def bench_serve(work: Path, models: list[str]) -> None:
-    """1, 4 and 16 concurrent /ask clients on the bundled corpus."""
+    """1, 4 and 16 concurrent clients of the page's /ask and of the REST API on the bundled
+    corpus; the REST API's overhead over ``Assistant.ask`` (one client, warm, same questions)."""
     import socket
     import urllib.request
 
@@ -247,19 +282,29 @@ def bench_serve(work: Path, models: list[str]) -> None:
                 time.sleep(1)
         questions = [json.loads(line)["question"] for line in
                      (ROOT / "tests" / "data" / "tpd_dev.jsonl").read_text().splitlines() if line.strip()]
-        subprocess.run([sys.executable, "-c", SERVE_CLIENT, url, "1"], input=json.dumps(questions[:2]),
+        subprocess.run([sys.executable, "-c", SERVE_CLIENT, url, "1", "gradio"], input=json.dumps(questions[:2]),
                        capture_output=True, text=True)  # warm the models
-        for clients in (1, 4, 16):
-            done = subprocess.run([sys.executable, "-c", SERVE_CLIENT, url, str(clients)],
-                                  input=json.dumps(questions), capture_output=True, text=True)
-            if done.returncode != 0:
-                raise SystemExit(done.stderr[-3000:])
-            figures = json.loads(done.stdout.strip().splitlines()[-1])
-            report("serve", f"{clients} clients p50/p95", f"{figures['p50']}/{figures['p95']}", "s")
-            report("serve", f"{clients} clients throughput", figures["answers_per_s"], "answers/s")
+        for door in ("gradio", "api"):
+            for clients in (1, 4, 16):
+                figures = python_json(SERVE_CLIENT, [url, str(clients), door], questions, env)
+                report(f"serve {door}", f"{clients} clients p50/p95", f"{figures['p50']}/{figures['p95']}", "s")
+                report(f"serve {door}", f"{clients} clients throughput", figures["answers_per_s"], "answers/s")
+        api_p50 = python_json(API_ONE, [url], questions, env)["p50"]
     finally:
         server.terminate()
         server.wait(30)
+    direct_p50 = python_json(IN_PROCESS, [], questions, env)["p50"]  # the server stopped: the same machine, quiet
+    report("serve api", "one client, warm: /api/v1/ask p50", api_p50, "ms")
+    report("serve api", "Assistant.ask p50 (in process)", direct_p50, "ms")
+    report("serve api", "overhead of the REST door", round(api_p50 - direct_p50, 1), "ms")
+
+
+def python_json(code: str, args: list[str], questions: list[str], env: dict[str, str]) -> dict:
+    done = subprocess.run([sys.executable, "-c", code, *args], input=json.dumps(questions), capture_output=True,
+                          text=True, env=env, cwd=ROOT)
+    if done.returncode != 0:
+        raise SystemExit(done.stderr[-3000:])
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> int:

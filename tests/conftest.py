@@ -40,6 +40,24 @@ def corpus_dir(tmp_path) -> Path:
     return docs
 
 
+# Questions on the three collections of team_folder
+SALES = "What is the discount code of the spring offer?"
+LEGAL = "Until when was the lease of the Lyon office renewed?"
+
+
+def team_folder(base: Path) -> Path:
+    """A documents folder with three collections: default (the bundled article), sales, legal."""
+    docs = base / "documents"
+    (docs / "sales").mkdir(parents=True)
+    (docs / "legal").mkdir()
+    shutil.copy(CORPUS, docs / CORPUS.name)
+    (docs / "sales" / "offer.txt").write_text(
+        "The sales team chose the discount code LAVENDER-42 for the spring offer.\n", encoding="utf-8")
+    (docs / "legal" / "contract.txt").write_text(
+        "The legal department renewed the lease of the Lyon office until 2031.\n", encoding="utf-8")
+    return docs
+
+
 @pytest.fixture(scope="session")
 def bundled_assistant(tmp_path_factory):
     """An Assistant over the bundled article, indexed once for the session."""

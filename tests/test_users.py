@@ -14,24 +14,15 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import CORPUS, SHOTS, free_port, needs_chromium, run_tpdqa, serving
+from tests.conftest import CORPUS, LEGAL, SALES, SHOTS, free_port, needs_chromium, run_tpdqa, serving, team_folder
 
 PASSWORDS = {"alice": "alice-password", "bob": "bob-password", "carol": "carol-password", "root": "root-password"}
-SALES = "What is the discount code of the spring offer?"
-LEGAL = "Until when was the lease of the Lyon office renewed?"
 
 
 @pytest.fixture(scope="module")
 def team(tmp_path_factory):
     base = tmp_path_factory.mktemp("team")
-    docs = base / "documents"
-    (docs / "sales").mkdir(parents=True)
-    (docs / "legal").mkdir()
-    shutil.copy(CORPUS, docs / CORPUS.name)
-    (docs / "sales" / "offer.txt").write_text(
-        "The sales team chose the discount code LAVENDER-42 for the spring offer.\n", encoding="utf-8")
-    (docs / "legal" / "contract.txt").write_text(
-        "The legal department renewed the lease of the Lyon office until 2031.\n", encoding="utf-8")
+    docs = team_folder(base)
     roles = {"alice": ("reader", "sales"), "bob": ("reader", "legal"), "carol": ("reader", "default"),
              "root": ("admin", "")}
     for name, (role, collections) in roles.items():

@@ -1,4 +1,4 @@
-"""Who is behind each HTTP request of a served tpdqa with sign-in, checked before Gradio sees it.
+"""Who is behind each HTTP request of a served tpdqa: the page's sessions, the API's keys.
 
 Gradio signs users in (its ``/login`` sets an ``access-token`` cookie), but keys a page's
 state and event streams by a ``session_hash`` that the browser picks and sends in URLs and
@@ -16,6 +16,11 @@ flood of sign-in attempts costs one core and never stalls other users' requests.
 
 Hand-written because Gradio has no hook for either (its ``auth_dependency`` only names
 the user; it cannot see the session hash), and these are a few lines of plain ASGI.
+
+The API (REST, ``/v1``, ``/mcp``) has no session: :class:`ApiAccess` names the owner of the
+request's ``Authorization: Bearer`` key (``tpdqa user key``), or, without a users file, the
+local admin of a loopback-only server, after refusing what a web page could send there
+(another site's ``Origin``, a rebound ``Host``). :class:`KeyGuard` applies it to an ASGI app.
 """
 
 from __future__ import annotations
@@ -30,7 +35,8 @@ from urllib.parse import parse_qs
 
 import anyio
 
-from tpdqa.users import Users, audit
+from tpdqa.api import ApiError, error_body
+from tpdqa.users import LOCAL, User, Users, audit
 
 log = logging.getLogger(__name__)
 
@@ -174,8 +180,72 @@ async def _buffered(scope: dict, receive: Callable) -> tuple[bytes, Callable]:
     return body, replay
 
 
-async def _reply(send: Callable, status: int, message: str) -> None:
-    payload = json.dumps({"error": {"code": status, "message": message}}).encode()
+async def _reply(send: Callable, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+    payload = json.dumps(error_body(status, message)).encode()
+    extra = [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
     await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]})
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode()),
+                            *extra]})
     await send({"type": "http.response.body", "body": payload})
+
+
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]", "::1")
+ASK_FOR_A_KEY = "an admin creates one with `tpdqa user key NAME --users FILE`"
+
+
+class ApiAccess:
+    """Who calls the API. With ``users``: the owner of the request's bearer key; without: the
+    local admin, for requests that a program on this machine sends (no other site's ``Origin``,
+    a loopback ``Host``), since a browser would otherwise let any web page post to 127.0.0.1."""
+
+    def __init__(self, users: Users | None, local_only: bool = True) -> None:
+        self.users = users
+        self.local_only = local_only
+
+    def caller(self, headers: dict[str, str], path: str) -> User:
+        """The user, or :class:`~tpdqa.api.ApiError` 401/403 (refusals are audited, keys never)."""
+        if self.users is None:
+            if self.local_only and not _local(headers):
+                audit(user=None, action="api", path=path, result="refused-cross-site")
+                raise ApiError(403, "Cross-site request refused: the API of a server without users answers "
+                                    "programs on this machine, not web pages.")
+            return LOCAL
+        scheme, _, key = headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not key.strip():
+            audit(user=None, action="api", path=path, result="refused-no-key")
+            raise ApiError(401, f"Send an API key as `Authorization: Bearer <key>` ({ASK_FOR_A_KEY}).")
+        user = self.users.user_for_key(key.strip())
+        if user is None:
+            audit(user=None, action="api", path=path, result="refused-bad-key")
+            raise ApiError(401, f"This API key is not valid (mistyped, or revoked); {ASK_FOR_A_KEY}.")
+        return user
+
+
+def _local(headers: dict[str, str]) -> bool:
+    host = headers.get("host", "").rpartition(":")[0] or headers.get("host", "")
+    origin = headers.get("origin")
+    if origin is not None:  # browsers send it on every cross-origin request, and on same-origin POSTs
+        origin_host = origin.partition("://")[2].rpartition(":")[0] or origin.partition("://")[2]
+        if origin_host not in LOOPBACK_HOSTS:
+            return False
+    return host in LOOPBACK_HOSTS
+
+
+class KeyGuard:
+    """ASGI wrapper: the app runs only for a known caller, found in ``scope["state"]["user"]``."""
+
+    def __init__(self, app: Any, access: ApiAccess) -> None:
+        self.app = app
+        self.access = access
+
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        try:
+            user = self.access.caller(headers, scope["path"])
+        except ApiError as exc:
+            extra = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+            return await _reply(send, exc.status, exc.message, extra)
+        scope.setdefault("state", {})["user"] = user
+        return await self.app(scope, receive, send)

@@ -19,6 +19,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from langchain_core.documents import Document
+
 from tpdqa.answer import Answer, ExtractiveAnswerer
 from tpdqa.chain import as_messages, build_chain, stream_chain
 from tpdqa.embeddings import get_embeddings
@@ -42,6 +44,14 @@ class DocumentError(ValueError):
 
 class NoDocuments(FileNotFoundError):
     """Nothing to answer from: the documents folder is missing, empty, or none of its files could be indexed."""
+
+
+class DocumentTooLarge(DocumentError):
+    """An added document over ``max_upload_mb``."""
+
+
+class DocumentNotFound(DocumentError):
+    """A document to remove that is not in the folder."""
 
 
 class DocumentExists(DocumentError):
@@ -144,6 +154,13 @@ class Assistant:
         return chain.invoke({"question": question, "history": self.bounded_history(history), "timings": timings,
                              "collections": collections})
 
+    def search(self, query: str, k: int | None = None, collections: list[str] | None = None) -> list[Document]:
+        """The fused retrieval alone: the ``k`` best passages for ``query`` (``metadata``: source,
+        section, page, score), in ``collections`` (None: all) — what an agent or another
+        pipeline wants from the documents."""
+        query = self._ready(query)
+        return self.retriever.invoke(query, k=k or self.settings.k, collections=collections)
+
     def add_document(self, name: str, data: bytes, if_exists: str = "error") -> str:
         """Write an uploaded file into the documents folder (``index()`` makes it answerable);
         returns the name it was saved under.
@@ -153,30 +170,35 @@ class Assistant:
         A name already taken raises :class:`DocumentExists` unless ``if_exists`` is
         ``"replace"`` or ``"keep_both"`` (saved as ``name-2.ext``, ``name-3.ext``, ...).
         """
-        target_name = safe_document_name(name)
-        if if_exists not in ("error", "replace", "keep_both"):
-            raise ValueError(f"if_exists={if_exists!r}: use 'error', 'replace' or 'keep_both'.")
-        limit = self.settings.max_upload_mb * 1024 * 1024
-        if len(data) > limit:
-            raise DocumentError(
-                f"{target_name} is {len(data) / 1048576:.1f} MB; the limit is {self.settings.max_upload_mb} MB "
-                "(TPDQA_MAX_UPLOAD_MB)."
-            )
+        target_name = self.check_document(name, len(data), if_exists)
         folder = Path(self.settings.documents_dir)
         folder.mkdir(parents=True, exist_ok=True)
-        if (folder / target_name).exists():
-            if if_exists == "error":
-                raise DocumentExists(target_name)
-            if if_exists == "keep_both":
-                stem, suffix = Path(target_name).stem, Path(target_name).suffix
-                n = 2
-                while (folder / f"{stem}-{n}{suffix}").exists():
-                    n += 1
-                target_name = f"{stem}-{n}{suffix}"
+        if (folder / target_name).exists() and if_exists == "keep_both":
+            stem, suffix = Path(target_name).stem, Path(target_name).suffix
+            n = 2
+            while (folder / f"{stem}-{n}{suffix}").exists():
+                n += 1
+            target_name = f"{stem}-{n}{suffix}"
         # Written beside, then renamed: a watcher or another process never reads half a file.
         partial = folder / f".{target_name}.part"
         partial.write_bytes(data)
         partial.replace(folder / target_name)
+        return target_name
+
+    def check_document(self, name: str, size: int, if_exists: str = "error") -> str:
+        """What :meth:`add_document` checks, without writing: the name, its type, ``size``
+        (bytes) against ``max_upload_mb``, and a name already taken with ``if_exists="error"``."""
+        target_name = safe_document_name(name)
+        if if_exists not in ("error", "replace", "keep_both"):
+            raise DocumentError(f"if_exists={if_exists!r}: use 'error', 'replace' or 'keep_both'.")
+        limit = self.settings.max_upload_mb * 1024 * 1024
+        if size > limit:
+            raise DocumentTooLarge(
+                f"{target_name} is {size / 1048576:.1f} MB; the limit is {self.settings.max_upload_mb} MB "
+                "(TPDQA_MAX_UPLOAD_MB)."
+            )
+        if if_exists == "error" and (Path(self.settings.documents_dir) / target_name).exists():
+            raise DocumentExists(target_name)
         return target_name
 
     def remove_document(self, source: str) -> None:
@@ -184,7 +206,7 @@ class Assistant:
         folder = Path(self.settings.documents_dir).resolve()
         path = (folder / source).resolve()
         if folder not in path.parents or not path.is_file():
-            raise DocumentError(f"No document named {source!r} in {folder}.")
+            raise DocumentNotFound(f"No document named {source!r} in {folder}.")
         path.unlink()
 
     def documents(self) -> list[FileRecord]:

@@ -1,4 +1,4 @@
-"""tpdqa's command line: ``tpdqa index``, ``tpdqa ask``, ``tpdqa eval``.
+"""tpdqa's command line: ``tpdqa index``, ``tpdqa ask``, ``tpdqa serve``, ``tpdqa mcp``, ``tpdqa user``, ``tpdqa eval``.
 
 Run ``tpdqa --help`` and ``tpdqa COMMAND --help``: that is the documentation.
 """
@@ -57,8 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help="answer from this collection only (a top-level folder of documents/, or 'default'); "
                             "repeat for several")
 
-    p_serve = sub.add_parser("serve", help="start the chat web UI (indexes the documents first, in the page)",
-                             description="Serve the chat: brings the index up to date, then answers in the browser.",
+    p_serve = sub.add_parser("serve", help="start the chat web UI and the APIs (indexes the documents first)",
+                             description="Serve the chat at /, the REST API at /api/v1 (docs: /api/v1/docs), the "
+                                         "OpenAI-compatible API at /v1 and MCP at /mcp, on one port; brings the "
+                                         "index up to date first.",
                              epilog=EPILOG)
     p_serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     p_serve.add_argument("--port", type=int, default=7860, help="port (default 7860)")
@@ -71,12 +73,23 @@ def build_parser() -> argparse.ArgumentParser:
     p_serve.add_argument("--insecure", action="store_true",
                          help="allow --host other than 127.0.0.1 without a users file (anyone is admin)")
 
-    p_user = sub.add_parser("user", help="manage the users of `tpdqa serve --users FILE`",
+    p_mcp = sub.add_parser("mcp", help="serve the documents as MCP tools over stdio (for desktop assistants)",
+                           description="An MCP server on stdin/stdout: tools search_documents, ask, list_documents. "
+                                       "Configure your assistant to start `tpdqa mcp --documents-dir DIR "
+                                       "--index-dir DIR`; `tpdqa serve` serves the same tools at /mcp.",
+                           epilog=EPILOG)
+    _common(p_mcp)
+
+    p_user = sub.add_parser("user", help="manage the users of `tpdqa serve --users FILE`, and their API keys",
                             description="Add, remove or list the users who may sign in. Passwords are asked "
-                                        "without echo (or read from stdin's first line) and stored as argon2 hashes.",
+                                        "without echo (or read from stdin's first line) and stored as argon2 hashes. "
+                                        "`key NAME` prints a new API key for NAME once (only its SHA-256 is "
+                                        "stored); `key NAME --revoke [ID]` revokes one key, or all of NAME's.",
                             epilog=EPILOG)
-    p_user.add_argument("action", choices=["add", "remove", "list"])
-    p_user.add_argument("name", nargs="?", help="user name (add, remove)")
+    p_user.add_argument("action", choices=["add", "remove", "list", "key"])
+    p_user.add_argument("name", nargs="?", help="user name (add, remove, key)")
+    p_user.add_argument("--revoke", nargs="?", const="", metavar="ID",
+                        help="key: revoke the key ID (as `user list` shows it), or all of NAME's keys")
     p_user.add_argument("--users", dest="users_file", type=Path, help="users file (default: setting users_file, "
                                                                         "else ./users.toml)")
     p_user.add_argument("--role", choices=["reader", "admin"], default="reader",
@@ -210,9 +223,16 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from tpdqa.ui import serve
+    from tpdqa.server import serve
 
     serve(_assistant(args), host=args.host, port=args.port, watch=args.watch, insecure=args.insecure)
+    return 0
+
+
+def cmd_mcp(args: argparse.Namespace) -> int:
+    from tpdqa.mcp_server import build_mcp
+
+    build_mcp(_assistant(args)).run("stdio")
     return 0
 
 
@@ -229,10 +249,20 @@ def cmd_user(args: argparse.Namespace) -> int:
     if args.action == "list":
         for name in users.names():
             user = users.get(name)
-            print(f"{name}\t{user.role}\t{','.join(user.collections)}")
+            print(f"{name}\t{user.role}\t{','.join(user.collections)}\tkeys: {','.join(users.key_ids(name)) or '-'}")
         return 0
     if not args.name:
         raise ValueError(f"tpdqa user {args.action} needs a NAME.")
+    if args.action == "key":
+        if args.revoke is not None:
+            count = users.revoke_keys(args.name, args.revoke or None)
+            if args.revoke and not count:
+                raise ValueError(f"{args.name} has no key {args.revoke!r}; `tpdqa user list` shows their keys.")
+            print(f"revoked {count} key(s) of {args.name}")
+            return 0
+        print(users.create_key(args.name))
+        print(f"The API key of {args.name} (shown once; send it as `Authorization: Bearer <key>`).", file=sys.stderr)
+        return 0
     if args.action == "remove":
         if not users.remove(args.name):
             raise ValueError(f"No user {args.name!r} in {users.path}.")
@@ -308,7 +338,8 @@ def main(argv: list[str] | None = None, args: argparse.Namespace | None = None) 
     from tpdqa.assistant import QuestionError, explain
 
     try:
-        commands = {"index": cmd_index, "ask": cmd_ask, "serve": cmd_serve, "eval": cmd_eval, "user": cmd_user}
+        commands = {"index": cmd_index, "ask": cmd_ask, "serve": cmd_serve, "mcp": cmd_mcp, "eval": cmd_eval,
+                    "user": cmd_user}
         return commands[args.command](args)
     except QuestionError as exc:
         print(f"tpdqa: {exc}", file=sys.stderr)

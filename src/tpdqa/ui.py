@@ -1,8 +1,7 @@
-"""The Gradio chat: streaming cited answers, a sources panel, document management, an API.
+"""The Gradio chat: streaming cited answers, a sources panel, document management.
 
-    tpdqa serve                      # http://127.0.0.1:7860
-    tpdqa serve --host 0.0.0.0 --port 8080
-    tpdqa serve --watch              # re-index when documents/ changes
+Served at ``/`` by :mod:`tpdqa.server` (``tpdqa serve``), beside the REST, OpenAI-compatible
+and MCP doors.
 
 Every error the page shows is one line (:func:`tpdqa.assistant.explain`); the traceback
 goes to the server's log.
@@ -17,24 +16,20 @@ from __future__ import annotations
 import html
 import logging
 import re
-import sys
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
-from starlette.middleware import Middleware
 
-from tpdqa.access import SessionGuard, password_check
 from tpdqa.answer import Answer
+from tpdqa import api
+from tpdqa.api import IndexingState, stats_line
 from tpdqa.assistant import Assistant, DocumentError, DocumentExists, QuestionError, explain
 from tpdqa.conversations import Conversations
 from tpdqa.ingest import SECTION_SEP, SUPPORTED_SUFFIXES, chunk_body, collection_of
-from tpdqa.store import IndexStats, Progress
-from tpdqa.users import ALL, LOCAL, User, Users, audit, open_audit_log
+from tpdqa.users import LOCAL, User, Users, audit
 
 log = logging.getLogger(__name__)
 
@@ -80,67 +75,26 @@ document.addEventListener("click", (event) => {
 """
 
 
-@dataclass
-class IndexingState:
-    """The index runs of this server (at start, on a watched change, from the page), read by
-    the header; the counts it shows are read from the store, so they include other processes' runs."""
-
-    running: bool = False
-    stage: str = ""
-    done: int = 0
-    total: int = 0
-    last: str = ""  # what the last run did, or why it failed
-    watching: bool = False
-
-    def run(self, assistant: Assistant, progress: Progress | None = None) -> IndexStats | None:
-        """One index run, its progress also given to ``progress``; None if it failed (``last`` says why)."""
-        self.running, self.stage, self.done, self.total = True, "", 0, 0
-
-        def report(stage: str, done: int, total: int) -> None:
-            self.update(stage, done, total)
-            if progress is not None:
-                progress(stage, done, total)
-
-        try:
-            stats = assistant.index(progress=report)
-            self.last = "Last indexing: " + _stats_line(stats)
-            return stats
-        except Exception as exc:  # noqa: BLE001 - shown on the page in one line, the server goes on
-            log.exception("indexing failed")
-            self.last = f"Indexing failed: {explain(exc, assistant.settings.index_dir)}"
-            return None
-        finally:
-            self.running = False
-
-    def update(self, stage: str, done: int, total: int) -> None:
-        self.stage, self.done, self.total = stage, done, total
-
-    def markdown(self, assistant: Assistant, user: User = LOCAL) -> str:
-        """The header for ``user``: a reader sees the counts of their collections only."""
-        if self.running:
-            if self.total:
-                return f"**Indexing the documents** — {self.stage}: {self.done}/{self.total} passages"
-            return f"**Indexing the documents** — {self.stage or 'reading the folder'}…"
-        try:
-            store = assistant.current_store()
-            everything = user.is_admin and ALL in user.collections
-            files, chunks = store.counts(None if everything else user.may_read(assistant.collections()))
-            failed = store.failures() if user.is_admin else []
-        except Exception as exc:  # noqa: BLE001
-            log.exception("reading the index failed")
-            return f"⚠️ {explain(exc, assistant.settings.index_dir)}"
-        lines = [f"Index ready: {files} document(s), {chunks} passages."
-                 + (f" {len(failed)} file(s) could not be indexed (see Documents)." if failed else "")]
-        if self.last and user.is_admin:
-            lines.append(self.last)
-        if self.watching:
-            lines.append(f"Watching {assistant.settings.documents_dir} for changes.")
-        return "  \n".join(lines)
-
-
-def _stats_line(stats) -> str:
-    return (f"{stats.added} added, {stats.updated} updated, {stats.deleted} deleted, {stats.failed} skipped; "
-            f"{stats.embedded} passages embedded in {stats.seconds:.1f}s.")
+def status_line(indexing: IndexingState, assistant: Assistant, user: User = LOCAL) -> str:
+    """The page's header for ``user``: a reader sees the counts of their collections only."""
+    if indexing.running:
+        if indexing.total:
+            return f"**Indexing the documents** — {indexing.stage}: {indexing.done}/{indexing.total} passages"
+        return f"**Indexing the documents** — {indexing.stage or 'reading the folder'}…"
+    try:
+        store = assistant.current_store()
+        files, chunks = store.counts(user.scope(assistant.collections()))
+        failed = store.failures() if user.is_admin else []
+    except Exception as exc:  # noqa: BLE001
+        log.exception("reading the index failed")
+        return f"⚠️ {explain(exc, assistant.settings.index_dir)}"
+    lines = [f"Index ready: {files} document(s), {chunks} passages."
+             + (f" {len(failed)} file(s) could not be indexed (see Documents)." if failed else "")]
+    if indexing.last and user.is_admin:
+        lines.append(indexing.last)
+    if indexing.watching:
+        lines.append(f"Watching {assistant.settings.documents_dir} for changes.")
+    return "  \n".join(lines)
 
 
 # -- rendering ---------------------------------------------------------------------------
@@ -251,17 +205,7 @@ def build_app(assistant: Assistant, indexing: IndexingState | None = None, users
         return user
 
     def scope(user: User, chosen: list[str] | None, offered: list[str] | None = None) -> list[str] | None:
-        """The collections a question reads (None: all): those the user may read, less those
-        not ``chosen`` among the ``offered`` ones (the page's picker: a collection made since
-        the page loaded is in; an API call offers every collection). Narrows for every role,
-        never widens."""
-        present = assistant.collections()
-        allowed = user.may_read(present)
-        if chosen is not None:
-            offered = present if offered is None else offered
-            allowed = [c for c in allowed if c in chosen or c not in offered]
-        # everything: no filter at all, which costs Chroma nothing (a where clause does)
-        return None if ALL in user.collections and len(allowed) == len(present) else allowed
+        return user.scope(assistant.collections(), chosen, offered)
 
     def respond(message: str, history: list[dict], panels: list[str], llm: str | None = None,
                 chosen: list[str] | None = None, offered: list[str] | None = None,
@@ -314,7 +258,7 @@ def build_app(assistant: Assistant, indexing: IndexingState | None = None, users
             rows, notes = [], [*(notes or []), explain(exc, assistant.settings.index_dir)]
         names = [r[0] for r in rows]
         return (rows, gr.Dropdown(choices=names, value=choice if choice in names else None),
-                "\n".join(f"- {line}" for line in notes or []), indexing.markdown(assistant))  # admins only
+                "\n".join(f"- {line}" for line in notes or []), status_line(indexing, assistant))  # admins only
 
     def reindexed(notes: list[str], progress, user: User) -> tuple:
         audit(user=user.name, action="re-index")
@@ -322,7 +266,7 @@ def build_app(assistant: Assistant, indexing: IndexingState | None = None, users
                                                                                      unit="passages"))
         if stats is None:
             return documents_view([*notes, indexing.last])
-        return documents_view([*notes, "Index: " + _stats_line(stats), *[f"skipped {e}" for e in stats.errors]])
+        return documents_view([*notes, "Index: " + stats_line(stats), *[f"skipped {e}" for e in stats.errors]])
 
     def add_files(uploads: list[tuple[str, bytes]], if_exists: str, user: User
                   ) -> tuple[list[str], list[tuple[str, bytes]]]:
@@ -400,7 +344,7 @@ def build_app(assistant: Assistant, indexing: IndexingState | None = None, users
         (within the signed-in user's)."""
         user = who(request)
         try:
-            answer = assistant.ask(question, history=history, collections=scope(user, collections))
+            answer = api.ask(assistant, user, question, history=history, collections=collections)
         except QuestionError as exc:
             raise gr.Error(str(exc)) from exc
         except Exception as exc:  # noqa: BLE001
@@ -418,10 +362,10 @@ def build_app(assistant: Assistant, indexing: IndexingState | None = None, users
             generation = seen
         user = who(request)
         if generation == seen:
-            return indexing.markdown(assistant, user), gr.skip(), gr.skip(), generation, gr.skip()
+            return status_line(indexing, assistant, user), gr.skip(), gr.skip(), generation, gr.skip()
         offered_examples = gr.Chatbot(examples=examples_for(user))  # a document came or went
         if not user.is_admin:
-            return indexing.markdown(assistant, user), gr.skip(), gr.skip(), generation, offered_examples
+            return status_line(indexing, assistant, user), gr.skip(), gr.skip(), generation, offered_examples
         rows, dropdown, _, header = documents_view(choice=choice)
         return header, rows, dropdown, generation, offered_examples
 
@@ -439,7 +383,7 @@ def build_app(assistant: Assistant, indexing: IndexingState | None = None, users
         allowed = user.may_read(assistant.collections())
         history, panels = conversations.load(user.name) if conversations else ([], [])
         signed = (f"Signed in as **{user.name}** ({user.role}) · [Sign out](/logout)" if users else "")
-        return (header or indexing.markdown(assistant, user), rows, dropdown, assistant.current_store().generation,
+        return (header or status_line(indexing, assistant, user), rows, dropdown, assistant.current_store().generation,
                 gr.Tab(visible=user.is_admin), gr.CheckboxGroup(choices=allowed, value=allowed,
                                                                  visible=len(allowed) > 1),
                 allowed, gr.Chatbot(value=history, examples=examples_for(user)), panels, _panel(panels), signed)
@@ -537,58 +481,3 @@ def _plain(content: Any) -> str:
     text = re.sub(r"\[\\\[(\d+)\\\]\]\([^)]*\)", r"[\1]", text)
     text = re.sub(r"</?strong>", "", text)  # bold_span's; a document's own tags were escaped
     return _ESCAPED.sub(r"\1", text)
-
-
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
-
-def serve(assistant: Assistant, host: str = "127.0.0.1", port: int = 7860, watch: bool = False,
-          insecure: bool = False) -> None:
-    """Index in the background (and on every change with ``watch``), serve the chat (blocks until stopped).
-
-    With ``users_file`` set, users sign in (Gradio's login page, or the ``trusted_user_header``
-    of a reverse proxy); without it, only ``host`` 127.0.0.1 is served unless ``insecure``."""
-    settings = assistant.settings
-    if settings.users_file and not Path(settings.users_file).exists():
-        raise FileNotFoundError(f"Users file {settings.users_file} does not exist: create it with "
-                                f"`tpdqa user add NAME --role admin --users {settings.users_file}`.")
-    users = Users(settings.users_file) if settings.users_file else None
-    if users is None and host not in LOOPBACK:
-        if not insecure:
-            raise ValueError(
-                f"Refusing to serve on {host} without sign-in: anyone who reaches port {port} could read, upload and "
-                "delete documents. Give --users FILE (create it with `tpdqa user add NAME --role admin`), "
-                "or --insecure to serve openly anyway.")
-        print(f"tpdqa: WARNING: serving on {host} without sign-in (--insecure): anyone who reaches port {port} "
-              "is an admin.", file=sys.stderr, flush=True)
-    if users is not None and not users.names():
-        raise ValueError(f"Users file {settings.users_file} holds no user: add one with "
-                         f"`tpdqa user add NAME --role admin --users {settings.users_file}`.")
-    open_audit_log(settings.index_dir)
-
-    indexing = IndexingState(running=True, watching=watch)
-    run = lambda: indexing.run(assistant)  # noqa: E731
-    if watch:
-        from tpdqa.watch import watch_documents, watched_folder
-
-        watched_folder(assistant)  # a missing folder stops here, with its message, not in a thread
-        target, kwargs = watch_documents, {"assistant": assistant, "on_change": run, "run_first": True}
-    else:
-        target, kwargs = run, {}
-    threading.Thread(target=target, kwargs=kwargs, daemon=True, name="tpdqa-index").start()
-    demo = build_app(assistant, indexing, users)
-    sign_in: dict[str, Any] = {}
-    if users is not None and settings.trusted_user_header:
-        header = settings.trusted_user_header
-        sign_in["auth_dependency"] = lambda request: (request.headers.get(header)
-                                                      if users.get(request.headers.get(header)) else None)
-    elif users is not None:
-        sign_in["auth"] = password_check(users)  # argon2 off the event loop
-        sign_in["auth_message"] = "Sign in to ask the documents you may read."
-    if users is not None:  # each session hash belongs to its user; a password change ends sign-ins
-        sign_in["app_kwargs"] = {"middleware": [Middleware(SessionGuard, users=users)]}
-    print(f"tpdqa: open http://{host}:{port} in a browser (Ctrl+C stops).", flush=True)
-    demo.queue(default_concurrency_limit=settings.concurrency).launch(
-        server_name=host, server_port=port, css=CSS, head=HEAD, show_error=True, quiet=True,
-        max_file_size=f"{settings.max_upload_mb}mb", **sign_in,
-    )
