@@ -56,22 +56,18 @@ def test_follow_up_uses_history(bundled_assistant):
     assert "Corée du Sud domine la production de puces mémoire" in follow.citations[0].quote
 
 
-def test_a_huge_history_turn_costs_no_more_than_a_short_one(bundled_assistant):
+def test_a_huge_history_is_read_only_up_to_its_bounds(bundled_assistant):
     """A follow-up is read with the previous question; a request can send any history, so what
-    is read from it is bounded (a 100,000-character turn once took 30 s instead of 0.05 s)."""
-    import time
-
-    follow_up = "Et la Corée du Sud ?"
-    short = [{"role": "user", "content": "Dans quels domaines le Japon est-il leader ?"}]
-    huge = [{"role": "user", "content": "Dans quels domaines le Japon est-il leader ? " * 2300}]  # 103,500 chars
-    bundled_assistant.ask(follow_up, history=short)  # warm
-    timings = {}
-    for name, history in (("short", short), ("huge", huge)):
-        started = time.perf_counter()
-        answer = bundled_assistant.ask(follow_up, history=history)
-        timings[name] = time.perf_counter() - started
-        assert not answer.refused and "Corée" in answer.text
-    assert timings["huge"] < 3 * timings["short"] + 1.0, timings
+    is read from it is bounded (a 100,000-character turn once took 30 s instead of 0.05 s):
+    the last ``max_history_turns`` turns, the last ``max_history_chars`` of each (the time it
+    saves is a benchmark's business, not a test's)."""
+    settings = bundled_assistant.settings
+    huge = [{"role": "user", "content": "Dans quels domaines le Japon est-il leader ? " * 2300}] * 50  # 5 M chars
+    read = bundled_assistant.bounded_history(huge)
+    assert len(read) == settings.max_history_turns
+    assert all(0 < len(turn["content"]) <= settings.max_history_chars for turn in read)
+    answer = bundled_assistant.ask("Et la Corée du Sud ?", history=huge)
+    assert not answer.refused and "Corée" in answer.text
 
 
 @pytest.mark.parametrize("question", ["", "   ", "x" * 2001])
