@@ -311,20 +311,23 @@ def main() -> int:
     from tpdqa.settings import Settings
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="1000,10000", help="passage counts, comma-separated (default 1000,10000)")
+    parser.add_argument("--sizes", default="1000,10000",
+                        help="passage counts, comma-separated (default 1000,10000; '' with --serve: serving only)")
     parser.add_argument("--models", help="embedding models, comma-separated (default: the default settings')")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "tpdqa-bench",
                         help="folder for the documents, indexes and vector cache (kept between runs)")
     parser.add_argument("--uncached", type=int, default=1000,
                         help="sizes up to this are encoded from scratch and compared with the raw encoders "
                              "(default 1000); larger ones reuse the vectors of repeated texts")
-    parser.add_argument("--serve", action="store_true", help="also time 1, 4 and 16 concurrent /ask clients")
+    parser.add_argument("--serve", action="store_true",
+                        help="also time 1, 4 and 16 concurrent clients of the page's /ask and of /api/v1/ask, and "
+                             "the REST door's overhead over Assistant.ask")
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args()
 
     models = args.models.split(",") if args.models else Settings().embedding_models
-    sizes = sorted(int(s) for s in args.sizes.split(","))
-    texts, questions = pool()
+    sizes = sorted(int(s) for s in args.sizes.split(",") if s.strip())
+    texts, questions = pool() if sizes else ([], [])
     print(f"{len(texts):,} unique passages; models: {', '.join(models)}; {os.cpu_count()} cores")
     FIGURES["meta"] = {"models": models, "unique_passages": len(texts), "cores": os.cpu_count(),
                        "date": time.strftime("%Y-%m-%d %H:%M")}
