@@ -46,6 +46,7 @@ import numpy as np
 from langchain_core.documents import Document
 from pydantic import BaseModel, Field
 
+from tpdqa.ingest.base import ROW
 from tpdqa.ingest import SECTION_SEP, chunk_body
 from tpdqa.language import LANGUAGES, analyze, fold, words
 from tpdqa.sentences import SentenceIndex, WordMatcher, chunk_units, content_words, normalise
@@ -358,7 +359,10 @@ class Candidates:
 
         The best sentence misses the answer most often by one sentence (the next one says
         the name, the previous one the figure), and a list question may need two; taking
-        them from the same passage keeps one citation and its precision."""
+        them from the same passage keeps one citation and its precision. A table row is
+        whole (its label and headers are on its line): it is quoted alone."""
+        if ROW.match(self.items[best][2]):
+            return [best]
         rank = self.items[best][0]
         others = [int(i) for i in np.argsort(-scores, kind="stable")
                   if i != best and self.items[i][0] == rank and scores[i] >= scores[best] - SECOND_SENTENCE_MARGIN]

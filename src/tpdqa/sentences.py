@@ -41,6 +41,7 @@ from langchain_core.documents import Document
 from pydantic import ConfigDict, PrivateAttr
 
 from tpdqa.ingest import chunk_body
+from tpdqa.ingest.base import ROW
 from tpdqa.language import _stopwords, fold, split_sentences, words
 
 with warnings.catch_warnings():
@@ -67,19 +68,20 @@ def content_words(text: str) -> list[str]:
 def quotable_units(text: str, lang: str) -> list[str]:
     """Sentences of a chunk, each an exact substring of it; a run of short lines without
     end punctuation (a heading, a date, a place) stays one unit, so 'Événement TechCrunch /
-    San Francisco / 27-29 octobre' can be quoted whole."""
+    San Francisco / 27-29 octobre' can be quoted whole; a table row (``label — header: value;
+    …``) is a unit of its own, so the row that answers is quoted, not its table."""
     units: list[str] = []
     run: list[str] = []
     for line in text.split("\n"):
         stripped = line.strip()
-        if stripped and len(stripped) < 60 and stripped[-1] not in ".!?:;»\"":
+        if stripped and len(stripped) < 60 and stripped[-1] not in ".!?:;»\"" and not ROW.match(stripped):
             run.append(stripped)
             continue
         if run:
             units.append("\n".join(run))
             run = []
         if stripped:
-            units.extend(split_sentences(stripped, lang))
+            units.extend([stripped] if ROW.match(stripped) else split_sentences(stripped, lang))
     if run:
         units.append("\n".join(run))
     return units

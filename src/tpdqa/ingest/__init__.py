@@ -1,0 +1,188 @@
+"""Files -> Documents -> chunks with stable ids.
+
+Each supported file becomes one Document per section and page (PDF page, slide), with
+metadata ``source`` (path relative to the documents folder), ``collection`` (its
+top-level folder, or ``default``), ``title``, ``section``, ``page`` (PDF page, slide) and
+``lang``. A file that cannot be used is reported as a :class:`FileError` and skipped; the
+others go on. Each format family is one module of this package (:mod:`tpdqa.ingest.base`
+says how one registers its suffixes).
+
+    >>> from tpdqa.ingest import load_folder, chunk_documents
+    >>> loaded = load_folder("documents")
+    >>> chunks = chunk_documents(loaded.documents, chunk_size=1000, chunk_overlap=150)
+    >>> chunks[0].metadata["source"], len(chunks[0].id)
+    ('tpd-asie-2025.txt', 32)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pkgutil
+from dataclasses import dataclass, field
+from importlib import import_module
+from pathlib import Path
+from typing import Any
+
+from langchain_core.documents import Document
+
+from tpdqa.ingest.base import FORMATS, SECTION_SEP, Section, UnusableFile, clean_text, decode_text, keyed_rows
+from tpdqa.ingest.chunking import ParagraphSentenceSplitter, chunk_body, chunk_documents, chunk_id
+from tpdqa.language import guess_lang
+from tpdqa.sandbox import Limits, OverLimit, ParseFailure, check_archive, check_size, sandbox
+
+for _module in pkgutil.iter_modules(__path__):  # every format module registers its suffixes
+    if _module.name not in ("base", "chunking"):
+        import_module(f"{__name__}.{_module.name}")
+
+from tpdqa.ingest.pdf import reflow_pdf  # noqa: E402 - re-exported, after the registry is filled
+
+SUPPORTED_SUFFIXES = tuple(sorted(FORMATS))
+# Bump when loading or chunking changes what an unchanged file yields: the next sync reads every file again.
+INGEST_VERSION = 3
+
+__all__ = ["SUPPORTED_SUFFIXES", "INGEST_VERSION", "SECTION_SEP", "DEFAULT_COLLECTION", "FileError", "LoadedFolder",
+           "ParagraphSentenceSplitter", "Section", "UnusableFile", "chunk_body", "chunk_documents",
+           "chunk_id", "clean_text", "collection_of", "decode_text", "iter_files", "keyed_rows", "load_bytes",
+           "load_folder", "read_file", "reflow_pdf", "sql_in_collections"]
+
+
+@dataclass(frozen=True)
+class FileError:
+    source: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.source}: {self.reason}"
+
+
+@dataclass
+class LoadedFolder:
+    documents: list[Document] = field(default_factory=list)
+    errors: list[FileError] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)  # files read successfully
+    hashes: dict[str, str] = field(default_factory=dict)  # source -> sha256 of the bytes
+    unchanged: list[str] = field(default_factory=list)  # files skipped: same bytes as already indexed
+    chunks: list[Document] = field(default_factory=list)  # with load_folder(chunking=...)
+
+
+def iter_files(folder: Path) -> list[Path]:
+    """Every regular file under ``folder`` that is not hidden, sorted for stable runs."""
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
+
+
+def load_folder(folder: str | Path, indexed: dict[str, str] | None = None, limits: Limits | None = None,
+                chunking: tuple[int, int] | None = None) -> LoadedFolder:
+    """Documents of every file under ``folder``; a file whose sha256 is its ``indexed``
+    one is hashed but not parsed (listed in ``unchanged``): a no-op re-index reads bytes only.
+
+    Each file is parsed in the :mod:`tpdqa.sandbox` child under ``limits``; with ``chunking``
+    (chunk_size, chunk_overlap) it is chunked there too (``chunks``), so a file whose text
+    is huge costs its own budget, not the indexer's. Any failure of one file, whatever the
+    parser raised, is a :class:`FileError` with the reason; the others go on."""
+    folder = Path(folder)
+    indexed = indexed or {}
+    limits = limits or Limits()
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f"Documents folder {folder} does not exist: create it and put {'/'.join(SUPPORTED_SUFFIXES)} files in "
+            "it, or set TPDQA_DOCUMENTS_DIR."
+        )
+    result = LoadedFolder()
+    for path in iter_files(folder):
+        source = path.relative_to(folder).as_posix()
+        try:
+            check_size(path.stat().st_size, limits)
+            data = path.read_bytes()
+            sha = hashlib.sha256(data).hexdigest()
+            if indexed.get(source) == sha:
+                result.unchanged.append(source)
+                result.hashes[source] = sha
+                continue
+            docs, chunks = sandbox.run(read_file, (data, source, limits, chunking), limits)
+        except (UnusableFile, OverLimit) as exc:
+            result.errors.append(FileError(source, str(exc)))
+            continue
+        except OSError as exc:
+            result.errors.append(FileError(source, f"cannot be read ({exc.strerror or exc})"))
+            continue
+        except RecursionError:
+            result.errors.append(FileError(source, "nested too deeply to read (a malformed or hostile file)"))
+            continue
+        except Exception as exc:  # noqa: BLE001 - a parser's own error: the file is reported, the rest indexed
+            kind = exc.kind if isinstance(exc, ParseFailure) else type(exc).__name__
+            detail = (str(exc).strip().splitlines() or [""])[0][:200]
+            result.errors.append(FileError(source, f"cannot be read: malformed or corrupt ({kind}"
+                                                   + (f": {detail})" if detail else ")")))
+            continue
+        result.documents.extend(docs)
+        result.chunks.extend(chunks)
+        result.sources.append(source)
+        result.hashes[source] = sha
+    return result
+
+
+def read_file(data: bytes, source: str, limits: Limits,
+              chunking: tuple[int, int] | None = None) -> tuple[list[Document], list[Document]]:
+    """One file's documents and (with ``chunking``) chunks; runs in the sandbox's child."""
+    docs = load_bytes(data, source, limits)
+    return docs, (chunk_documents(docs, *chunking) if chunking else [])
+
+
+DEFAULT_COLLECTION = "default"
+
+
+def collection_of(source: str) -> str:
+    """A document's collection: the top-level folder it is in, or ``default`` at the top level."""
+    head, sep, _ = source.partition("/")
+    return head if sep else DEFAULT_COLLECTION
+
+
+def sql_in_collections(collections: list[str] | tuple[str, ...] | None) -> tuple[str, list[Any]]:
+    """An SQL condition (`` AND (...)``) and its parameters: "the row's ``source`` column is a
+    file of one of ``collections``" (empty when ``collections`` is None: all)."""
+    if collections is None:
+        return "", []
+    tests, params = ["0"], []  # no collection at all: no row
+    for name in collections:
+        if name == DEFAULT_COLLECTION:
+            tests.append("instr(source, '/') = 0")
+        else:
+            tests.append("substr(source, 1, ?) = ?")
+            params += [len(name) + 1, name + "/"]
+    return f" AND ({' OR '.join(tests)})", params
+
+
+def load_bytes(data: bytes, source: str, limits: Limits | None = None) -> list[Document]:
+    """Documents of one file's bytes, one per section (and page); raises :class:`UnusableFile`.
+
+    Headings never stay in the body: they become ``metadata["section"]`` (the heading
+    path, title first), which chunking puts on a chunk's first line as context.
+    """
+    suffix = Path(source).suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise UnusableFile(f"unsupported file type '{suffix or '(none)'}'; supported: {', '.join(SUPPORTED_SUFFIXES)}")
+    if not data.strip():
+        raise UnusableFile("empty file")
+    if FORMATS[suffix].archive:
+        check_archive(data, limits or Limits())
+    sections, title = FORMATS[suffix].read(data)
+    sections = [Section(s.headings, clean_text(s.text), s.page) for s in sections]
+    sections = [s for s in sections if s.text]
+    if not sections:
+        raise UnusableFile("no text could be extracted (empty, or a scanned PDF without a text layer)")
+    # One language per file: a short section alone is too little to guess from.
+    lang = guess_lang(" ".join(s.text for s in sections)[:3000])
+    default_title = Path(source).stem.replace("_", " ").replace("-", " ")
+    docs = []
+    for s in sections:
+        metadata: dict[str, Any] = {"source": source, "collection": collection_of(source),
+                                    "title": title or default_title, "lang": lang,
+                                    "section": SECTION_SEP.join(h for h in s.headings if h)}
+        if s.page is not None:
+            metadata["page"] = s.page
+        docs.append(Document(page_content=s.text, metadata=metadata))
+    return docs

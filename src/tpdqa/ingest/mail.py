@@ -1,0 +1,89 @@
+"""E-mail: .eml (one message) and .mbox (a mailbox, one section path per message), with the
+standard ``email`` and ``mailbox`` packages.
+
+The subject is the title and section; From, To and Date lead the first paragraph, so a
+question about who wrote or when finds them; the text part is the body (else the HTML part,
+through the HTML reader). Attachments of a supported type are read by their own reader and
+cited as ``mail.eml › report.pdf`` (with their pages and headings).
+"""
+
+from __future__ import annotations
+
+import email
+import mailbox
+import os
+import tempfile
+from email import policy
+from email.message import EmailMessage
+from pathlib import Path
+
+from tpdqa.ingest.base import FORMATS, Section, UnusableFile, reads
+
+HEADERS = ("From", "To", "Cc", "Date")
+
+
+def message_sections(message: EmailMessage, prefix: tuple[str, ...] = ()) -> list[Section]:
+    subject = " ".join(str(message.get("Subject") or "").split()) or "(no subject)"
+    header = "; ".join(f"{name}: {' '.join(str(message[name]).split())}" for name in HEADERS if message.get(name))
+    body_part = message.get_body(preferencelist=("plain", "html"))
+    body = ""
+    if body_part is not None:
+        content = body_part.get_content()
+        if body_part.get_content_subtype() == "html":
+            sections, _ = FORMATS[".html"].read(content.encode("utf-8"))
+            body = "\n\n".join(s.text for s in sections)
+        else:
+            body = content
+    sections = [Section((*prefix, subject), "\n\n".join(p for p in (header, body) if p.strip()))]
+    for part in message.iter_attachments():
+        name = Path(part.get_filename() or "").name
+        reader = FORMATS.get(Path(name).suffix.lower())
+        if not name or reader is None or Path(name).suffix.lower() in (".eml", ".mbox"):
+            continue
+        try:
+            data = part.get_payload(decode=True) or b""
+            attached, _ = _read(reader, data)
+        except UnusableFile:
+            continue  # an unreadable attachment: the message itself is still indexed
+        sections += [Section((*prefix, name, *s.headings), s.text, s.page) for s in attached]
+    return sections
+
+
+def _read(reader, data: bytes):
+    """An attachment read as a file of its type would be (a zip container's size checked first)."""
+    if reader.archive:
+        from tpdqa.sandbox import Limits, check_archive
+
+        check_archive(data, Limits())
+    return reader.read(data)
+
+
+@reads(".eml")
+def read_eml(data: bytes):
+    message = email.message_from_bytes(data, policy=policy.default)
+    if not message.keys():
+        raise UnusableFile("not an e-mail message (no headers)")
+    sections = message_sections(message)
+    return sections, sections[0].headings[0]
+
+
+@reads(".mbox")
+def read_mbox(data: bytes):
+    """Each message under its subject (and date, which tells replies apart)."""
+    handle, path = tempfile.mkstemp(suffix=".mbox")  # mailbox reads files only
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        box = mailbox.mbox(path, create=False)
+        sections = []
+        for raw in box:
+            message = email.message_from_bytes(raw.as_bytes(), policy=policy.default)
+            if not message.keys():
+                continue
+            sections += message_sections(message)
+        box.close()
+    finally:
+        os.unlink(path)
+    if not sections:
+        raise UnusableFile("no message found in the mailbox")
+    return sections, None

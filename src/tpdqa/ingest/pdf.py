@@ -1,0 +1,128 @@
+"""PDF: text layer reflowed into paragraphs, the outline as section paths; pages without
+a text layer are read by OCR (:mod:`tpdqa.ingest.ocr`)."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+from tpdqa.ingest.base import (Section, UnusableFile, _END, clean_text, fold_title, looks_like_title,
+                               reads)
+
+
+@reads(".pdf")
+def read_pdf(data: bytes):
+    import io
+
+    from pypdf import PdfReader
+    from pypdf.errors import PdfReadError
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted:
+            raise UnusableFile("encrypted PDF: decrypt it first")
+        title = ((reader.metadata.title if reader.metadata else None) or "").strip() or None
+        pages = [page.extract_text() or "" for page in reader.pages]
+        outline = _pdf_outline(reader)
+    except UnusableFile:
+        raise
+    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise UnusableFile(f"corrupt or unreadable PDF ({exc.__class__.__name__}: {exc})") from exc
+    paragraphs = reflow_pdf(pages)
+    if paragraphs and title is None and len(paragraphs) > 1 and looks_like_title(paragraphs[0][1], paragraphs[1][1]):
+        title = paragraphs[0][1]
+    if paragraphs and title and fold_title(paragraphs[0][1]) == fold_title(title):
+        paragraphs = paragraphs[1:]  # the title line, kept as the section path instead
+    headings = {fold_title(h) for _, h in outline}
+    sections: list[Section] = []
+    path: tuple[str, ...] = (title,) if title else ()
+    for page, text in paragraphs:
+        if fold_title(text) in headings:  # an outline entry's own line
+            path = ((title,) if title else ()) + (text,)
+            continue
+        if sections and sections[-1].page == page and sections[-1].headings == path:
+            sections[-1].text += "\n\n" + text
+        else:
+            sections.append(Section(path, text, page))
+    return sections, title
+
+
+def _pdf_outline(reader) -> list[tuple[int, str]]:
+    out: list[tuple[int, str]] = []
+
+    def walk(items) -> None:
+        for item in items:
+            if isinstance(item, list):
+                walk(item)
+                continue
+            try:
+                out.append((reader.get_destination_page_number(item) + 1, str(item.title)))
+            except Exception:  # noqa: BLE001 - a broken bookmark is no reason to lose the file
+                continue
+
+    try:
+        walk(reader.outline)
+    except Exception:  # noqa: BLE001
+        return []
+    return out
+
+
+_PAGE_NUMBER = re.compile(r"^(?:page\s*)?[-–— ]*\d{1,4}[-–— ]*(?:\s*(?:/|of|sur|de)\s*\d{1,4})?$", re.IGNORECASE)
+
+
+def reflow_pdf(pages: list[str]) -> list[tuple[int, str]]:
+    """Paragraphs of a PDF's extracted pages, as (page where it starts, text).
+
+    Layout line breaks are joined, end-of-line hyphenation undone ('exam-' + 'ple'),
+    running headers and footers (the same first or last line on most pages, digits
+    aside) and page numbers dropped. A line ends its paragraph when it is blank, or
+    clearly shorter than the page's text lines and the next line does not continue it.
+    """
+    lines_by_page = [[line.strip() for line in clean_text(text).split("\n")] for text in pages]
+    running = _running_lines(lines_by_page)
+    lines: list[tuple[int, str]] = []
+    for number, page_lines in enumerate(lines_by_page, start=1):
+        kept = [l for l in page_lines if l]
+        edges = set(range(min(2, len(kept)))) | set(range(max(0, len(kept) - 2), len(kept)))
+        for i, line in enumerate(kept):
+            if i in edges and (_PAGE_NUMBER.match(line) or _shape(line) in running):
+                continue
+            lines.append((number, line))
+        lines.append((number, ""))  # a page end: a paragraph continues only if the next line says so
+    widths = sorted(len(l) for _, l in lines if len(l) > 20)
+    full = widths[int(len(widths) * 0.7)] if widths else 80  # a typical full line
+    paragraphs: list[tuple[int, str]] = []
+    current, start = "", 0
+    for (page, line), (_, following) in zip(lines, [*lines[1:], (0, "")]):
+        if not line:
+            continue
+        if not current:
+            current, start = line, page
+        elif current.endswith("-") and len(current) > 1 and current[-2].isalpha() and line[:1].islower():
+            current = current[:-1] + line
+        else:
+            current = f"{current} {line}"
+        ends_short = len(line) < 0.8 * full and not line.endswith("-")
+        continues = bool(following) and following[:1].islower()
+        next_is_page = not following
+        if (ends_short and not continues) or (next_is_page and line[-1:] in _END and not continues):
+            paragraphs.append((start, current))
+            current = ""
+    if current:
+        paragraphs.append((start, current))
+    return paragraphs
+
+
+def _shape(line: str) -> str:
+    return re.sub(r"\d+", "#", line.casefold())
+
+
+def _running_lines(lines_by_page: list[list[str]]) -> set[str]:
+    """Shapes of lines at the top or bottom of at least half the pages (two at least)."""
+    if len(lines_by_page) < 2:
+        return set()
+    counts: Counter[str] = Counter()
+    for page_lines in lines_by_page:
+        kept = [l for l in page_lines if l]
+        counts.update({_shape(l) for l in kept[:2] + kept[-2:]})
+    return {shape for shape, n in counts.items() if n >= max(2, len(lines_by_page) / 2)}
