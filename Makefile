@@ -10,17 +10,18 @@ BIN     = $(VENV)/bin
 QUESTION ?= Qui domine la production de puces mémoire ?
 PORT ?= 7860
 
-.PHONY: setup setup-test chromium chat ask test clean
+.PHONY: setup setup-test chromium tesseract chat ask test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
 setup: $(BIN)/python
+	-@$(MAKE) --no-print-directory tesseract   # OCR of scans and images; without it they are listed, not indexed
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e .
 
-setup-test: $(BIN)/python chromium
+setup-test: $(BIN)/python chromium tesseract
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e '.[test]'
 
@@ -29,6 +30,13 @@ chromium:
 	@command -v chromium >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	  else echo "The browser tests need Debian's chromium: sudo apt-get install chromium" >&2; exit 1; fi; }
+
+# OCR of scanned PDF pages and images (Debian's Tesseract, French and English).
+tesseract:
+	@command -v tesseract >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    tesseract-ocr tesseract-ocr-fra tesseract-ocr-eng >/dev/null; \
+	  else echo "OCR needs Tesseract: sudo apt-get install tesseract-ocr tesseract-ocr-fra tesseract-ocr-eng" >&2; exit 1; fi; }
 
 chat: setup
 	$(BIN)/tpdqa serve --host 127.0.0.1 --port $(PORT)

@@ -4,7 +4,9 @@ the test with the library that writes that format, then read, indexed for real a
 
 from __future__ import annotations
 
+import json
 import shutil
+import sys
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -296,3 +298,89 @@ def test_uploads_accept_the_new_types(tmp_path):
     qa = Assistant(documents_dir=tmp_path / "documents", index_dir=tmp_path / "index")
     for name in ("budget.xlsx", "deck.pptx", "mail.eml", "notes.odt", "rain.csv"):
         qa.check_document(name, 10)
+
+
+# -- scans: OCR ----------------------------------------------------------------------------
+
+def text_image(lines: list[str]):
+    """A white page with black text, as a scanner would give it (no text layer anywhere)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default(size=44)
+    image = Image.new("RGB", (1700, 220 + 80 * len(lines)), "white")
+    draw = ImageDraw.Draw(image)
+    for n, line in enumerate(lines):
+        draw.text((100, 100 + 80 * n), line, fill="black", font=font)
+    return image
+
+
+def make_scanned_pdf(path: Path) -> None:
+    """Page 1 has a text layer; page 2 is a scan (an image only)."""
+    import io
+
+    from fpdf import FPDF
+
+    scan = io.BytesIO()
+    text_image(["The new pumping station of the water board", "will cost 2.4 million euros.",
+                "Works start after the summer."]).save(scan, format="PNG")
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.set_font("Helvetica", size=12)
+    pdf.multi_cell(0, 8, "Water board, annual report\n\nThe board met six times this year and approved two projects.")
+    pdf.add_page()
+    pdf.image(scan, x=10, y=20, w=190)
+    pdf.output(str(path))
+
+
+def make_png(path: Path) -> None:
+    text_image(["Notice: the town library opens at nine", "on Saturday mornings from January."]).save(path)
+
+
+needs_tesseract = pytest.mark.skipif(shutil.which("tesseract") is None,
+                                     reason="no Tesseract (make setup-test installs it)")
+
+
+@pytest.fixture(scope="module")
+def scans(tmp_path_factory) -> Path:
+    docs = tmp_path_factory.mktemp("scans") / "documents"
+    docs.mkdir()
+    make_scanned_pdf(docs / "water-board.pdf")
+    make_png(docs / "notice.png")
+    return docs
+
+
+@needs_tesseract
+def test_a_scanned_pdf_page_and_an_image_are_read_by_ocr_and_cited_with_their_page(scans, tmp_path):
+    from tpdqa import Assistant
+
+    read = sections_of(scans)
+    pages = {page: text for _, page, text in read["water-board.pdf"]}
+    assert "board met six times" in pages[1] and "2.4 million euros" in pages[2]
+    assert "library opens at nine" in " ".join(text for _, _, text in read["notice.png"])
+
+    docs = tmp_path / "documents"
+    shutil.copytree(scans, docs)
+    qa = Assistant(documents_dir=docs, index_dir=tmp_path / "index")
+    assert qa.index().failed == 0
+    answer = qa.ask("How much will the new pumping station cost?")
+    assert not answer.refused and answer.citations[0].source == "water-board.pdf"
+    assert answer.citations[0].page == 2 and "2.4 million euros" in answer.citations[0].quote
+    notice = qa.ask("When does the town library open on Saturdays?")
+    assert not notice.refused and notice.citations[0].source == "notice.png" and notice.citations[0].page == 1
+
+
+def test_without_tesseract_a_scan_is_listed_with_the_command_that_fixes_it(scans, tmp_path):
+    from tests.conftest import run_tpdqa
+
+    docs = tmp_path / "documents"
+    shutil.copytree(scans, docs)
+    no_tesseract = {"PATH": str(Path(sys.executable).parent)}  # this venv only: no /usr/bin/tesseract
+    done = run_tpdqa("index", "--json", "--documents-dir", str(docs), "--index-dir", str(tmp_path / "index"),
+                     cwd=tmp_path, env=no_tesseract)
+    assert done.returncode == 0, done.stderr
+    stats = json.loads(done.stdout.strip().splitlines()[-1])
+    reasons = {e["source"]: e["reason"] for e in stats["errors"]}
+    assert set(reasons) == {"notice.png"}  # the PDF's text page is still indexed
+    assert "Tesseract is not installed" in reasons["notice.png"] and "apt-get install tesseract-ocr" in reasons[
+        "notice.png"]
+    assert stats["added"] == 1

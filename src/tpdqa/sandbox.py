@@ -62,7 +62,8 @@ class OverLimit(Exception):
 @dataclass(frozen=True)
 class Limits:
     """What reading one file may cost (settings ``max_file_mb``, ``max_unpacked_mb``,
-    ``parse_timeout``, ``parse_memory_mb``)."""
+    ``parse_timeout``, ``parse_memory_mb``), and the one setting of how it is read that the
+    child needs (``ocr_languages``)."""
 
     max_file_mb: float = 200.0
     max_unpacked_mb: float = 256.0
@@ -71,6 +72,7 @@ class Limits:
     max_ratio: float = 100.0
     timeout_s: float = 120.0
     memory_mb: int = 2048
+    ocr_languages: str = "fra+eng"
 
 
 def check_size(size: int, limits: Limits) -> None:

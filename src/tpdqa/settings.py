@@ -68,6 +68,9 @@ class Settings(BaseSettings):
         "100-fold, is not indexed (zip bombs)."))
     parse_timeout: float = Field(120.0, gt=0, description="Seconds one file may take to parse before it is skipped.")
     parse_memory_mb: int = Field(2048, ge=256, description="Memory (MB) the process that parses one file may use.")
+    ocr_languages: str = Field("fra+eng", pattern=r"^[A-Za-z_]+(\+[A-Za-z_]+)*$", description=(
+        "Tesseract's languages for scanned PDF pages and images, '+'-joined (each needs its tesseract-ocr-LANG "
+        "package)."))
     llm: str = Field("extractive", description=(
         "Answerer: extractive (no model), ollama:MODEL, openai:MODEL (OpenAI or any compatible server with "
         "llm_base_url), llamacpp:/path/model.gguf."))
@@ -93,7 +96,7 @@ class Settings(BaseSettings):
     def limits(self) -> Limits:
         """What reading one file may cost (see :mod:`tpdqa.sandbox`)."""
         return Limits(max_file_mb=self.max_file_mb, max_unpacked_mb=self.max_unpacked_mb,
-                      timeout_s=self.parse_timeout, memory_mb=self.parse_memory_mb)
+                      timeout_s=self.parse_timeout, memory_mb=self.parse_memory_mb, ocr_languages=self.ocr_languages)
 
     @field_validator("embedding_models", mode="before")
     @classmethod

@@ -198,7 +198,8 @@ class Store:
 
     def _signature(self) -> str:
         """What the chunks of an unchanged file depend on: when it changes, every file is read again."""
-        return json.dumps({"ingest": INGEST_VERSION, "chunk_size": self.settings.chunk_size,
+        return json.dumps({"ingest": INGEST_VERSION, "ocr": self.settings.ocr_languages,
+                           "chunk_size": self.settings.chunk_size,
                            "chunk_overlap": self.settings.chunk_overlap,
                            "destinations": [namespace for _, namespace, _ in self._destinations()]})
 

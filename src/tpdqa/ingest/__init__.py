@@ -26,6 +26,7 @@ from typing import Any
 from langchain_core.documents import Document
 
 from tpdqa.ingest.base import FORMATS, SECTION_SEP, Section, UnusableFile, clean_text, decode_text, keyed_rows
+from tpdqa.ingest.ocr import OCR_LANGUAGES
 from tpdqa.ingest.chunking import ParagraphSentenceSplitter, chunk_body, chunk_documents, chunk_id
 from tpdqa.language import guess_lang
 from tpdqa.sandbox import Limits, OverLimit, ParseFailure, check_archive, check_size, sandbox
@@ -167,13 +168,18 @@ def load_bytes(data: bytes, source: str, limits: Limits | None = None) -> list[D
         raise UnusableFile(f"unsupported file type '{suffix or '(none)'}'; supported: {', '.join(SUPPORTED_SUFFIXES)}")
     if not data.strip():
         raise UnusableFile("empty file")
+    limits = limits or Limits()
     if FORMATS[suffix].archive:
-        check_archive(data, limits or Limits())
-    sections, title = FORMATS[suffix].read(data)
+        check_archive(data, limits)
+    languages = OCR_LANGUAGES.set(limits.ocr_languages)
+    try:
+        sections, title = FORMATS[suffix].read(data)
+    finally:
+        OCR_LANGUAGES.reset(languages)
     sections = [Section(s.headings, clean_text(s.text), s.page) for s in sections]
     sections = [s for s in sections if s.text]
     if not sections:
-        raise UnusableFile("no text could be extracted (empty, or a scanned PDF without a text layer)")
+        raise UnusableFile("no text could be extracted (empty, or images without legible text)")
     # One language per file: a short section alone is too little to guess from.
     lang = guess_lang(" ".join(s.text for s in sections)[:3000])
     default_title = Path(source).stem.replace("_", " ").replace("-", " ")

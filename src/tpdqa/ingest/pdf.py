@@ -8,6 +8,7 @@ from collections import Counter
 
 from tpdqa.ingest.base import (Section, UnusableFile, _END, clean_text, fold_title, looks_like_title,
                                reads)
+from tpdqa.ingest.ocr import DPI, NoTesseract, has_text, ocr_image
 
 
 @reads(".pdf")
@@ -28,12 +29,45 @@ def read_pdf(data: bytes):
         raise
     except (PdfReadError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise UnusableFile(f"corrupt or unreadable PDF ({exc.__class__.__name__}: {exc})") from exc
+    pages = with_ocr(data, pages)
+    return page_sections(pages, title, outline)
+
+
+def with_ocr(data: bytes, pages: list[str]) -> list[str]:
+    """``pages`` with those that have no text layer (scans) read by OCR, rendered at
+    :data:`~tpdqa.ingest.ocr.DPI`. Without Tesseract, a PDF that has some text is indexed
+    from it; one that has none is :class:`~tpdqa.ingest.ocr.NoTesseract`."""
+    blank = [i for i, text in enumerate(pages) if not has_text(text)]
+    if not blank:
+        return pages
+    import pypdfium2
+
+    document = pypdfium2.PdfDocument(data)
+    pages = list(pages)
+    try:
+        for i in blank:
+            image = document[i].render(scale=DPI / 72).to_pil()
+            try:
+                pages[i] = ocr_image(image, f"page {i + 1}")
+            except NoTesseract:
+                if len(blank) == len(pages):
+                    raise
+                pages[i] = ""  # the pages with text are still worth indexing
+    finally:
+        document.close()
+    return pages
+
+
+def page_sections(pages: list[str], title: str | None = None,
+                  outline: list[tuple[int, str]] | None = None) -> tuple[list[Section], str | None]:
+    """Sections of a document's page texts: paragraphs reflowed, the title (given, or a first
+    line that looks like one) and outline entries as section paths, each section on its page."""
     paragraphs = reflow_pdf(pages)
     if paragraphs and title is None and len(paragraphs) > 1 and looks_like_title(paragraphs[0][1], paragraphs[1][1]):
         title = paragraphs[0][1]
     if paragraphs and title and fold_title(paragraphs[0][1]) == fold_title(title):
         paragraphs = paragraphs[1:]  # the title line, kept as the section path instead
-    headings = {fold_title(h) for _, h in outline}
+    headings = {fold_title(h) for _, h in outline or []}
     sections: list[Section] = []
     path: tuple[str, ...] = (title,) if title else ()
     for page, text in paragraphs:

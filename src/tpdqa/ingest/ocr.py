@@ -1,0 +1,47 @@
+"""Text from images — scanned PDF pages, photos and scans of documents — with Tesseract
+(Debian's ``tesseract-ocr``, with ``-fra`` and ``-eng``; ``make setup-test`` installs it),
+through pytesseract. No format of its own: :mod:`~tpdqa.ingest.pdf` and
+:mod:`~tpdqa.ingest.images` call it.
+
+The languages come from the ``ocr_languages`` setting, set for each file by
+:func:`tpdqa.ingest.load_bytes` (a context variable: the parsing child reads files one at a time).
+"""
+
+from __future__ import annotations
+
+import re
+from contextvars import ContextVar
+from typing import Any
+
+from tpdqa.ingest.base import UnusableFile
+
+OCR_LANGUAGES: ContextVar[str] = ContextVar("ocr_languages", default="fra+eng")
+INSTALL = "sudo apt-get install tesseract-ocr tesseract-ocr-fra tesseract-ocr-eng"
+DPI = 300  # what Tesseract reads best; a scan's own resolution is kept when it says more
+MIN_TEXT_LAYER = 20  # letters: a page with fewer has no real text layer (a scan, at most a stamped number)
+
+
+class NoTesseract(UnusableFile):
+    """The file needs OCR and this machine has no Tesseract (or not its languages)."""
+
+
+def has_text(text: str) -> bool:
+    return len(re.findall(r"[^\W\d_]", text)) >= MIN_TEXT_LAYER
+
+
+def ocr_image(image: Any, what: str = "the image") -> str:
+    """The text of a PIL image; :class:`NoTesseract` (with the command that fixes it) when
+    Tesseract or one of the languages is missing."""
+    import pytesseract
+
+    languages = OCR_LANGUAGES.get()
+    try:
+        return pytesseract.image_to_string(image.convert("L"), lang=languages)
+    except pytesseract.TesseractNotFoundError as exc:
+        raise NoTesseract(f"{what} has no text layer and needs OCR, but Tesseract is not installed: {INSTALL} "
+                          "(make setup-test does it), then index again") from exc
+    except pytesseract.TesseractError as exc:
+        if "Failed loading language" in str(exc) or "loading language" in str(exc).lower():
+            raise NoTesseract(f"OCR needs Tesseract's languages {languages!r} (setting ocr_languages): "
+                              f"install tesseract-ocr-LANG for each, e.g. {INSTALL}") from exc
+        raise UnusableFile(f"OCR failed on {what} ({str(exc).strip()[:160]})") from exc
