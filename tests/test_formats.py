@@ -147,6 +147,26 @@ def make_odp(path: Path) -> None:
     document.save(str(path))
 
 
+AIR = [["Pollutant", "Mean 2024", "Threshold"], ["PM10", "21 ug/m3", "40 ug/m3"], ["NO2", "28 ug/m3", "40 ug/m3"]]
+
+
+def make_table_pdf(path: Path) -> None:
+    """A ruled table between two paragraphs (fpdf2 draws its borders)."""
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.set_font("Helvetica", size=12)
+    pdf.multi_cell(0, 8, "Air quality in the valley\n\nThe agency measured the air at four stations all year long.")
+    with pdf.table() as table:
+        for values in AIR:
+            row = table.row()
+            for value in values:
+                row.cell(value)
+    pdf.multi_cell(0, 8, "\nTwo more stations will be installed near the motorway next year.")
+    pdf.output(str(path))
+
+
 def make_pdf_bytes(text: str) -> bytes:
     from fpdf import FPDF
 
@@ -184,7 +204,7 @@ def make_mbox(path: Path) -> None:
     box.close()
 
 
-MAKERS = {"report.docx": make_docx, "pools.html": make_html, "budget.xlsx": make_xlsx, "trees.ods": make_ods,
+MAKERS = {"air.pdf": make_table_pdf, "report.docx": make_docx, "pools.html": make_html, "budget.xlsx": make_xlsx, "trees.ods": make_ods,
           "minutes.odt": make_odt, "heron.pptx": make_pptx, "club.odp": make_odp, "harbour.eml": make_eml,
           "club.mbox": make_mbox}
 
@@ -221,6 +241,9 @@ def test_tables_keep_each_value_beside_its_row_and_column_headers(office):
         "Water quality report › Next steps"]  # the table stays under the heading above it
     html = " ".join(text for _, _, text in read["pools.html"])
     assert "Summer timetable" in html and "Jean Bouin — Opens: 7:00; Closes: 21:30" in html
+    air = " ".join(text for _, _, text in read["air.pdf"])
+    assert "PM10 — Mean 2024: 21 ug/m3; Threshold: 40 ug/m3" in air
+    assert air.index("four stations") < air.index("PM10 —") < air.index("near the motorway")  # where it stands
     odt = {section: text for section, _, text in read["minutes.odt"]}
     assert "Rowing club — Grant: 4,500 euros" in odt["Council minutes › Sports"]
     assert "media library" in odt["Council minutes › Culture"]
@@ -272,6 +295,7 @@ def test_questions_on_each_type_are_answered_with_the_row_slide_or_message_that_
     assert stats.failed == 0 and stats.added == len(MAKERS) + 1
     cases = [
         ("What was the average nitrates level in 2024?", "report.docx", "18 mg/L", None),
+        ("What was the mean PM10 level in 2024?", "air.pdf", "21 ug/m3", 1),
         ("What is the amount for roads in the 2025 budget?", "budget.xlsx", "1,250,000", None),
         ("What is the survival rate of the oak trees?", "trees.ods", "92%", None),
         ("When does the footbridge open to walkers?", "heron.pptx", "March 2027", 2),
@@ -284,7 +308,7 @@ def test_questions_on_each_type_are_answered_with_the_row_slide_or_message_that_
         assert not answer.refused, question
         cited = answer.citations[0]
         assert cited.source == source and words in cited.quote, (question, cited.source, cited.quote)
-        if source in ("report.docx", "budget.xlsx", "trees.ods", "minutes.odt"):  # the row alone, with its headers
+        if source in ("air.pdf", "report.docx", "budget.xlsx", "trees.ods", "minutes.odt"):  # the row alone, with its headers
             assert len(cited.sentences) == 1 and " — " in cited.quote and ": " in cited.quote, cited.quote
         if page is not None:
             assert cited.page == page, (question, cited.page)

@@ -9,6 +9,7 @@ The languages come from the ``ocr_languages`` setting, set for each file by
 
 from __future__ import annotations
 
+import os
 import re
 from contextvars import ContextVar
 from typing import Any
@@ -34,6 +35,9 @@ def ocr_image(image: Any, what: str = "the image") -> str:
     Tesseract or one of the languages is missing."""
     import pytesseract
 
+    # Tesseract's OpenMP threads fight each other on few cores: one thread read a page in 2.8 s
+    # here, the default took 21.7 s (docs/evaluation.md). Pages are many; they are read in turn.
+    os.environ.setdefault("OMP_THREAD_LIMIT", "1")
     languages = OCR_LANGUAGES.get()
     try:
         return pytesseract.image_to_string(image.convert("L"), lang=languages)
