@@ -13,7 +13,13 @@ questions too.
 Split by article, never by question: ``fit`` sets are what weights and thresholds may be
 fitted on, ``report`` sets are only measured.
 
+``--formats`` also writes the same report articles, each in one folder per rendering, with
+the same questions: ``pdf`` (text PDFs, as above), ``scan`` (those PDFs printed and scanned:
+image-only pages at 200 dpi, slightly skewed, with noise: read by OCR) and ``pptx`` (a slide
+per paragraph under the article's title): the figures per file type on the same articles.
+
     python scripts/generalisation.py --out bench          # ../shared/data by default
+    python scripts/generalisation.py --out bench --formats --piaf-articles 12
     .venv/bin/tpdqa eval --dataset bench/squad2-report.jsonl --documents-dir bench/squad2-report \
         --index-dir bench/index/squad2-report --out eval-out/squad2-report
 
@@ -170,6 +176,73 @@ def hyphenated_lines(text: str, width: float, measure) -> list[str]:
     return [l for l in lines if l]
 
 
+def render_scan(title: str, paragraphs: list[str], lang: str, rng: random.Random) -> bytes:
+    """The text PDF printed and scanned: each page an image only (200 dpi, grey, turned by
+    up to half a degree, speckled), no text layer."""
+    import io
+
+    import pypdfium2
+    from PIL import Image
+
+    document = pypdfium2.PdfDocument(render_pdf(title, paragraphs, lang))
+    images = []
+    for page in document:
+        image = page.render(scale=200 / 72).to_pil().convert("L")
+        image = image.rotate(rng.uniform(-0.5, 0.5), resample=Image.BICUBIC, expand=False, fillcolor=255)
+        noise = Image.effect_noise(image.size, 12)
+        images.append(Image.blend(image, noise, 0.08))
+    document.close()
+    out = io.BytesIO()
+    images[0].save(out, format="PDF", save_all=True, append_images=images[1:], resolution=200)
+    return out.getvalue()
+
+
+def render_pptx(title: str, paragraphs: list[str], lang: str) -> bytes:
+    """A title slide, then one slide per paragraph under the article's title (numbered)."""
+    import io
+
+    from pptx import Presentation
+
+    deck = Presentation()
+    deck.core_properties.title = title
+    cover = deck.slides.add_slide(deck.slide_layouts[0])
+    cover.shapes.title.text = title
+    for n, paragraph in enumerate(paragraphs, start=1):
+        slide = deck.slides.add_slide(deck.slide_layouts[1])
+        slide.shapes.title.text = f"{title} ({n})"
+        slide.placeholders[1].text = paragraph
+    out = io.BytesIO()
+    deck.save(out)
+    return out.getvalue()
+
+
+RENDERINGS = {"pdf": ".pdf", "scan": ".pdf", "pptx": ".pptx"}
+
+
+def write_formats(articles: list[tuple[int, dict]], name: str, lang: str, out: Path, seed: int) -> list[dict]:
+    """``formats-NAME-RENDERING`` folders: the same articles and questions, one rendering each."""
+    rows = []
+    for rendering, suffix in RENDERINGS.items():
+        rng = random.Random(seed)
+        folder = out / f"formats-{name}-{rendering}"
+        folder.mkdir(parents=True, exist_ok=True)
+        questions = []
+        for index, article in articles:
+            title = display_title(article["title"])
+            paragraphs = [" ".join(p["context"].split()) for p in article["paragraphs"]]
+            source = f"{index:03d}-{slug(article['title'])}{suffix}"
+            data = {"pdf": lambda: render_pdf(title, paragraphs, lang),
+                    "scan": lambda: render_scan(title, paragraphs, lang, rng),
+                    "pptx": lambda: render_pptx(title, paragraphs, lang)}[rendering]()
+            (folder / source).write_bytes(data)
+            questions += article_questions(index, article, paragraphs, source, lang)
+        with open(out / f"formats-{name}-{rendering}.jsonl", "w", encoding="utf-8") as f:
+            for q in questions:
+                f.write(json.dumps(q, ensure_ascii=False) + "\n")
+        rows.append({"set": f"formats-{name}-{rendering}", "articles": len(articles), "questions": len(questions)})
+    return rows
+
+
 def render(suffix: str, title: str, paragraphs: list[str], lang: str, rng: random.Random) -> bytes:
     if suffix == ".html":
         return render_html(title, paragraphs, lang, rng)
@@ -178,6 +251,24 @@ def render(suffix: str, title: str, paragraphs: list[str], lang: str, rng: rando
 
 
 # -- sets --------------------------------------------------------------------------------
+
+def article_questions(index: int, article: dict, paragraphs: list[str], source: str, lang: str,
+                      withheld: bool = False) -> list[dict]:
+    """An article's questions in the evaluation-set format; all unanswerable when it is ``withheld``."""
+    questions = []
+    for paragraph, p in zip(paragraphs, article["paragraphs"]):
+        for qa in p["qas"]:
+            impossible = bool(qa.get("is_impossible")) or withheld
+            spans = list(dict.fromkeys(a["text"].strip() for a in qa.get("answers", []) if a["text"].strip()))
+            questions.append({
+                "id": qa["id"], "lang": lang, "question": qa["question"].strip(),
+                "answerable": not impossible,
+                "gold": [] if impossible else [{"source": source, "quote": paragraph}],
+                "answer_keywords": [] if impossible else [spans],
+                "article": index,
+            })
+    return questions
+
 
 def write_set(articles: list[tuple[int, dict]], name: str, lang: str, out: Path, rng: random.Random,
               max_questions: int | None = None, withhold_every: int = 0) -> dict:
@@ -197,17 +288,7 @@ def write_set(articles: list[tuple[int, dict]], name: str, lang: str, out: Path,
         if not withheld:
             counts[suffix] += 1
             (folder / source).write_bytes(render(suffix, title, paragraphs, lang, rng))
-        for paragraph, p in zip(paragraphs, article["paragraphs"]):
-            for qa in p["qas"]:
-                impossible = bool(qa.get("is_impossible")) or withheld
-                spans = list(dict.fromkeys(a["text"].strip() for a in qa.get("answers", []) if a["text"].strip()))
-                questions.append({
-                    "id": qa["id"], "lang": lang, "question": qa["question"].strip(),
-                    "answerable": not impossible,
-                    "gold": [] if impossible else [{"source": source, "quote": paragraph}],
-                    "answer_keywords": [] if impossible else [spans],
-                    "article": index,
-                })
+        questions += article_questions(index, article, paragraphs, source, lang, withheld)
     if max_questions and len(questions) > max_questions:
         questions = sorted(rng.sample(questions, max_questions), key=lambda q: (q["article"], q["id"]))
     with open(out / f"{name}.jsonl", "w", encoding="utf-8") as f:
@@ -223,6 +304,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("bench"), help="output folder (default ./bench)")
     parser.add_argument("--piaf-questions", type=int, default=1000,
                         help="questions kept per PIAF set, sampled with a fixed seed (default 1000)")
+    parser.add_argument("--formats", action="store_true",
+                        help="only the formats folders: the report articles as text PDFs, scanned PDFs and slides")
+    parser.add_argument("--piaf-articles", type=int, default=12,
+                        help="--formats: PIAF report articles rendered (default 12; SQuAD's 8 are all kept)")
     args = parser.parse_args(argv)
     from tpdqa.evaluation import benchmark_data
 
@@ -231,11 +316,17 @@ def main(argv: list[str] | None = None) -> int:
     summary = []
 
     squad = list(enumerate(squad_articles(args.data / "squad-v2.0-dev-half" / "dev-v2.0.json")))
+    piaf = list(enumerate(squad_articles(args.data / "piaf-v1.1" / "piaf-v1.1.json")))
+    if args.formats:  # report articles only: nothing here is fitted on
+        summary = [*write_formats(squad[8:], "squad2", "en", args.out, 5),
+                   *write_formats(piaf[1::2][:args.piaf_articles], "piaf", "fr", args.out, 6)]
+        for row in summary:
+            print(json.dumps(row, ensure_ascii=False))
+        return 0
     # SOURCE.md's split: articles 0-7 to fit, 8-15 to report.
     summary.append(write_set(squad[:8], "squad2-fit", "en", args.out, random.Random(1)))
     summary.append(write_set(squad[8:], "squad2-report", "en", args.out, random.Random(2)))
 
-    piaf = list(enumerate(squad_articles(args.data / "piaf-v1.1" / "piaf-v1.1.json")))
     # Even article indexes to fit, odd to report; one article in 6 withheld (its questions unanswerable).
     summary.append(write_set(piaf[0::2], "piaf-fit", "fr", args.out, random.Random(3), args.piaf_questions, 6))
     summary.append(write_set(piaf[1::2], "piaf-report", "fr", args.out, random.Random(4), args.piaf_questions, 6))
