@@ -408,3 +408,4 @@ def test_without_tesseract_a_scan_is_listed_with_the_command_that_fixes_it(scans
     assert "Tesseract is not installed" in reasons["notice.png"] and "apt-get install tesseract-ocr" in reasons[
         "notice.png"]
     assert stats["added"] == 1
+    assert "reading files: 100%" in done.stderr and "2/2" in done.stderr  # OCR's time shows in a bar of its own

@@ -136,7 +136,7 @@ def _assistant(args: argparse.Namespace):
 def _tqdm_progress():
     from tqdm import tqdm
 
-    from tpdqa.store import WAITING
+    from tpdqa.store import READING, WAITING
 
     bars: dict[str, Any] = {}
 
@@ -147,7 +147,8 @@ def _tqdm_progress():
                 print(f"tpdqa: {WAITING}…", file=sys.stderr, flush=True)
             return
         if stage not in bars:
-            bars[stage] = tqdm(total=total, desc=stage, unit="chunk", file=sys.stderr, leave=True)
+            bars[stage] = tqdm(total=total, desc=stage, unit="file" if stage == READING else "chunk", file=sys.stderr,
+                               leave=True)
         bar = bars[stage]
         bar.n = done
         bar.refresh()

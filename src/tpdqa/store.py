@@ -69,6 +69,7 @@ log = logging.getLogger(__name__)
 Progress = Callable[[str, int, int], None]
 # The stage reported (with total 0) while another process holds the index's write lock.
 WAITING = "waiting for another process to finish indexing"
+READING = "reading files"  # a stage counted in files, not chunks
 # The files of an index this module owns: what a rebuild removes (documents are the source of truth).
 INDEX_FILES = ("records.sqlite", "bm25.sqlite", "sentences.sqlite")
 
@@ -263,7 +264,8 @@ class Store:
         # Files whose bytes were fully indexed under the same setup are not even parsed.
         indexed = {s: r.sha256 for s, r in previous.items() if r.done} if same_setup else {}
         loaded = load_folder(self.settings.documents_dir, indexed=indexed, limits=self.settings.limits(),
-                             chunking=(self.settings.chunk_size, self.settings.chunk_overlap))
+                             chunking=(self.settings.chunk_size, self.settings.chunk_overlap),
+                             progress=(lambda done, total: progress(READING, done, total)) if progress else None)
         chunks = loaded.chunks
         per_source = Counter(c.metadata["source"] for c in chunks)
         failed_sources = {e.source for e in loaded.errors}

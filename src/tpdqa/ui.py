@@ -29,6 +29,7 @@ from tpdqa.api import IndexingState, stats_line
 from tpdqa.assistant import Assistant, DocumentError, DocumentExists, QuestionError, explain
 from tpdqa.conversations import Conversations
 from tpdqa.ingest import SECTION_SEP, SUPPORTED_SUFFIXES, chunk_body, collection_of
+from tpdqa.store import READING
 from tpdqa.users import LOCAL, User, Users, audit
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,8 @@ def status_line(indexing: IndexingState, assistant: Assistant, user: User = LOCA
     """The page's header for ``user``: a reader sees the counts of their collections only."""
     if indexing.running:
         if indexing.total:
-            return f"**Indexing the documents** — {indexing.stage}: {indexing.done}/{indexing.total} passages"
+            unit = "files" if indexing.stage == READING else "passages"
+            return f"**Indexing the documents** — {indexing.stage}: {indexing.done}/{indexing.total} {unit}"
         return f"**Indexing the documents** — {indexing.stage or 'reading the folder'}…"
     try:
         store = assistant.current_store()
@@ -262,8 +264,8 @@ def build_app(assistant: Assistant, indexing: IndexingState | None = None, users
 
     def reindexed(notes: list[str], progress, user: User) -> tuple:
         audit(user=user.name, action="re-index")
-        stats = indexing.run(assistant, progress=lambda stage, done, total: progress((done, total), desc=stage,
-                                                                                     unit="passages"))
+        stats = indexing.run(assistant, progress=lambda stage, done, total: progress(
+            (done, total), desc=stage, unit="files" if stage == READING else "passages"))
         if stats is None:
             return documents_view([*notes, indexing.last])
         return documents_view([*notes, "Index: " + stats_line(stats), *[f"skipped {e}" for e in stats.errors]])

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import pkgutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import import_module
 from pathlib import Path
@@ -76,14 +77,16 @@ def iter_files(folder: Path) -> list[Path]:
 
 
 def load_folder(folder: str | Path, indexed: dict[str, str] | None = None, limits: Limits | None = None,
-                chunking: tuple[int, int] | None = None) -> LoadedFolder:
+                chunking: tuple[int, int] | None = None,
+                progress: Callable[[int, int], None] | None = None) -> LoadedFolder:
     """Documents of every file under ``folder``; a file whose sha256 is its ``indexed``
     one is hashed but not parsed (listed in ``unchanged``): a no-op re-index reads bytes only.
 
     Each file is parsed in the :mod:`tpdqa.sandbox` child under ``limits``; with ``chunking``
     (chunk_size, chunk_overlap) it is chunked there too (``chunks``), so a file whose text
     is huge costs its own budget, not the indexer's. Any failure of one file, whatever the
-    parser raised, is a :class:`FileError` with the reason; the others go on."""
+    parser raised, is a :class:`FileError` with the reason; the others go on. ``progress``
+    gets (files done, files) after each file: reading is what OCR makes long."""
     folder = Path(folder)
     indexed = indexed or {}
     limits = limits or Limits()
@@ -93,7 +96,10 @@ def load_folder(folder: str | Path, indexed: dict[str, str] | None = None, limit
             "it, or set TPDQA_DOCUMENTS_DIR."
         )
     result = LoadedFolder()
-    for path in iter_files(folder):
+    paths = iter_files(folder)
+    for done, path in enumerate(paths):
+        if progress is not None:
+            progress(done, len(paths))
         source = path.relative_to(folder).as_posix()
         try:
             check_size(path.stat().st_size, limits)
@@ -123,6 +129,8 @@ def load_folder(folder: str | Path, indexed: dict[str, str] | None = None, limit
         result.chunks.extend(chunks)
         result.sources.append(source)
         result.hashes[source] = sha
+    if progress is not None:
+        progress(len(paths), len(paths))
     return result
 
 
