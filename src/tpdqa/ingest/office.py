@@ -119,9 +119,10 @@ def odf_rows(table) -> list[list[str]]:
     shown text, repeated rows and cells expanded (trailing empty ones dropped)."""
     from odf import teletype
     from odf.namespaces import TABLENS
+    from odf.table import TableRow
 
     rows = []
-    for row in table.getElementsByType(_table_row()):
+    for row in table.getElementsByType(TableRow):
         cells: list[str] = []
         for cell in row.childNodes:
             if getattr(cell, "qname", None) not in ((TABLENS, "table-cell"), (TABLENS, "covered-table-cell")):
@@ -135,9 +136,3 @@ def odf_rows(table) -> list[list[str]]:
         if cells:
             rows.extend([cells] * min(repeat, 1000))
     return rows
-
-
-def _table_row():
-    from odf.table import TableRow
-
-    return TableRow

@@ -38,9 +38,9 @@ def read_pptx(data: bytes):
                     continue
                 if shape.shape_type == 6:  # a group: its shapes in order
                     read(shape.shapes)
-                elif getattr(shape, "has_table", False) and shape.has_table:
+                elif getattr(shape, "has_table", False):
                     body.extend(keyed_rows([[cell.text for cell in row.cells] for row in shape.table.rows]))
-                elif getattr(shape, "has_text_frame", False) and shape.has_text_frame:
+                elif getattr(shape, "has_text_frame", False):
                     body.extend(p.text for p in shape.text_frame.paragraphs if p.text.strip())
 
         read(slide.shapes)
