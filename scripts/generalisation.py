@@ -15,8 +15,9 @@ fitted on, ``report`` sets are only measured.
 
 ``--formats`` also writes the same report articles, each in one folder per rendering, with
 the same questions: ``pdf`` (text PDFs, as above), ``scan`` (those PDFs printed and scanned:
-image-only pages at 200 dpi, slightly skewed, with noise: read by OCR) and ``pptx`` (a slide
-per paragraph under the article's title): the figures per file type on the same articles.
+image-only pages at 200 dpi, slightly skewed, with noise: read by OCR), ``pptx`` (a slide
+per paragraph under the article's title) and ``xlsx`` (a sheet, a row per paragraph: long
+text in cells): the figures per file type on the same articles.
 
     python scripts/generalisation.py --out bench          # ../shared/data by default
     python scripts/generalisation.py --out bench --formats --piaf-articles 12
@@ -216,7 +217,25 @@ def render_pptx(title: str, paragraphs: list[str], lang: str) -> bytes:
     return out.getvalue()
 
 
-RENDERINGS = {"pdf": ".pdf", "scan": ".pdf", "pptx": ".pptx"}
+def render_xlsx(title: str, paragraphs: list[str], lang: str) -> bytes:
+    """A sheet named after the article, a row per paragraph (``Section``, ``Text``): the way
+    notes, FAQs and comment logs are kept in spreadsheets, long text in cells."""
+    import io
+
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = re.sub(r"[\\/*?:\[\]]", " ", title)[:31]
+    sheet.append(["Section", "Text"])
+    for n, paragraph in enumerate(paragraphs, start=1):
+        sheet.append([f"{title} ({n})", paragraph])
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+RENDERINGS = {"pdf": ".pdf", "scan": ".pdf", "pptx": ".pptx", "xlsx": ".xlsx"}
 
 
 def write_formats(articles: list[tuple[int, dict]], name: str, lang: str, out: Path, seed: int) -> list[dict]:
@@ -233,7 +252,8 @@ def write_formats(articles: list[tuple[int, dict]], name: str, lang: str, out: P
             source = f"{index:03d}-{slug(article['title'])}{suffix}"
             data = {"pdf": lambda: render_pdf(title, paragraphs, lang),
                     "scan": lambda: render_scan(title, paragraphs, lang, rng),
-                    "pptx": lambda: render_pptx(title, paragraphs, lang)}[rendering]()
+                    "pptx": lambda: render_pptx(title, paragraphs, lang),
+                    "xlsx": lambda: render_xlsx(title, paragraphs, lang)}[rendering]()
             (folder / source).write_bytes(data)
             questions += article_questions(index, article, paragraphs, source, lang)
         with open(out / f"formats-{name}-{rendering}.jsonl", "w", encoding="utf-8") as f:
@@ -305,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--piaf-questions", type=int, default=1000,
                         help="questions kept per PIAF set, sampled with a fixed seed (default 1000)")
     parser.add_argument("--formats", action="store_true",
-                        help="only the formats folders: the report articles as text PDFs, scanned PDFs and slides")
+                        help="only the formats folders: the report articles as text PDFs, scanned PDFs, slides and sheets")
     parser.add_argument("--piaf-articles", type=int, default=12,
                         help="--formats: PIAF report articles rendered (default 12; SQuAD's 8 are all kept)")
     args = parser.parse_args(argv)

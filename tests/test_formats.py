@@ -177,6 +177,23 @@ def make_pdf_bytes(text: str) -> bytes:
     return bytes(pdf.output())
 
 
+FEEDBACK = ("The guided tour of the old mill lasted two hours and the guide knew every machine by name. "
+            "The children especially liked the water wheel, which still turns on Sundays in summer. "
+            "Parking near the entrance was difficult, so next year we will come by the river path instead.")
+
+
+def make_feedback_xlsx(path: Path) -> None:
+    """A sheet whose cells hold prose: a row that long is read as sentences, not quoted whole."""
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "Visitors"
+    sheet.append(["Visitor", "Comment"])
+    sheet.append(["Anna Keller", FEEDBACK])
+    book.save(path)
+
+
 def make_eml(path: Path) -> None:
     message = EmailMessage()
     message["Subject"] = "Harbour repairs"
@@ -204,7 +221,7 @@ def make_mbox(path: Path) -> None:
     box.close()
 
 
-MAKERS = {"air.pdf": make_table_pdf, "report.docx": make_docx, "pools.html": make_html, "budget.xlsx": make_xlsx, "trees.ods": make_ods,
+MAKERS = {"air.pdf": make_table_pdf, "report.docx": make_docx, "pools.html": make_html, "budget.xlsx": make_xlsx, "feedback.xlsx": make_feedback_xlsx, "trees.ods": make_ods,
           "minutes.odt": make_odt, "heron.pptx": make_pptx, "club.odp": make_odp, "harbour.eml": make_eml,
           "club.mbox": make_mbox}
 
@@ -280,6 +297,14 @@ def test_an_email_has_its_headers_first_and_its_attachment_as_its_own_cited_part
     assert attached and attached[0][1] == 1 and "40,000 euros" in " ".join(t for _, _, t in attached)
     club = {section for section, _, _ in read["club.mbox"]}
     assert club == {"Choir rehearsal", "Bakery order"}
+    # The attachment and each message are documents of their own: own title, own part.
+    docs = load_folder(office).documents
+    report = [d.metadata for d in docs if d.metadata["source"] == "harbour.eml" and d.metadata.get("part")]
+    assert {(m["part"], m["title"]) for m in report} == {("report.pdf", "Lighthouse survey")}
+    message = [d.metadata for d in docs if d.metadata["source"] == "harbour.eml" and not d.metadata.get("part")]
+    assert message and all(m["title"] == "Harbour repairs" for m in message)
+    assert {(d.metadata["part"], d.metadata["title"]) for d in docs if d.metadata["source"] == "club.mbox"} == {
+        ("Choir rehearsal", "Choir rehearsal"), ("Bakery order", "Bakery order")}
 
 
 def test_questions_on_each_type_are_answered_with_the_row_slide_or_message_that_holds_them(office, tmp_path):
@@ -302,6 +327,7 @@ def test_questions_on_each_type_are_answered_with_the_row_slide_or_message_that_
         ("How much does the new lens of the lighthouse cost?", "harbour.eml", "40,000 euros", 1),
         ("At which quay does the crane arrive?", "harbour.eml", "east quay", None),
         ("What grant did the rowing club get?", "minutes.odt", "4,500 euros", None),
+        ("On which day does the water wheel of the old mill turn?", "feedback.xlsx", "Sundays", None),
     ]
     for question, source, words, page in cases:
         answer = qa.ask(question)
@@ -312,8 +338,25 @@ def test_questions_on_each_type_are_answered_with_the_row_slide_or_message_that_
             assert len(cited.sentences) == 1 and " — " in cited.quote and ": " in cited.quote, cited.quote
         if page is not None:
             assert cited.page == page, (question, cited.page)
+    wheel = qa.ask("On which day does the water wheel of the old mill turn?").citations[0]
+    assert "Parking" not in wheel.quote, wheel.quote  # sentences of the comment, not the whole row
     lens = qa.ask("How much does the new lens of the lighthouse cost?").citations[0]
-    assert lens.section.startswith("harbour.eml › report.pdf")
+    assert lens.section.startswith("harbour.eml › report.pdf") and lens.title == "Lighthouse survey"
+    # Listed under their file, removed with it (API and the page's Documents tab).
+    from tpdqa.api import documents
+    from tpdqa.ui import documents_table
+    from tpdqa.users import LOCAL
+
+    listed = {d.source: d for d in documents(qa, LOCAL).documents}
+    assert [(p.name, p.title) for p in listed["harbour.eml"].parts] == [("report.pdf", "Lighthouse survey")]
+    assert [p.name for p in listed["club.mbox"].parts] == ["Choir rehearsal", "Bakery order"]
+    assert listed["budget.xlsx"].parts == []
+    rows = [row[0] for row in documents_table(qa)]
+    assert rows.index("harbour.eml › report.pdf") == rows.index("harbour.eml") + 1
+    qa.remove_document("harbour.eml")
+    qa.index()
+    assert "harbour.eml" not in {d.source for d in documents(qa, LOCAL).documents}
+    assert "harbour.eml › report.pdf" not in [row[0] for row in documents_table(qa)]
 
 
 def test_uploads_accept_the_new_types(tmp_path):
@@ -356,6 +399,26 @@ def make_scanned_pdf(path: Path) -> None:
     pdf.output(str(path))
 
 
+SCHOOLS = ["The Alder school gets eleven new computers.", "Birch pupils planted a garden behind the gym.",
+           "Cedar teachers visited the science museum in May.", "Damson school repainted its library walls blue.",
+           "Elm kitchen now serves soup every Friday."]
+
+
+def make_long_scan(path: Path) -> None:
+    """Five image-only pages, read side by side by OCR: each page's text must stay on its page."""
+    import io
+
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    for sentence in SCHOOLS:
+        scan = io.BytesIO()
+        text_image([sentence]).save(scan, format="PNG")
+        pdf.add_page()
+        pdf.image(scan, x=10, y=20, w=190)
+    pdf.output(str(path))
+
+
 def make_png(path: Path) -> None:
     text_image(["Notice: the town library opens at nine", "on Saturday mornings from January."]).save(path)
 
@@ -370,6 +433,7 @@ def scans(tmp_path_factory) -> Path:
     docs.mkdir()
     make_scanned_pdf(docs / "water-board.pdf")
     make_png(docs / "notice.png")
+    make_long_scan(docs / "schools.pdf")
     return docs
 
 
@@ -381,6 +445,10 @@ def test_a_scanned_pdf_page_and_an_image_are_read_by_ocr_and_cited_with_their_pa
     pages = {page: text for _, page, text in read["water-board.pdf"]}
     assert "board met six times" in pages[1] and "2.4 million euros" in pages[2]
     assert "library opens at nine" in " ".join(text for _, _, text in read["notice.png"])
+    schools = {page: text for _, page, text in read["schools.pdf"]}
+    assert sorted(schools) == [1, 2, 3, 4, 5]
+    for page, sentence in enumerate(SCHOOLS, start=1):
+        assert sentence in schools[page], (page, schools[page])
 
     docs = tmp_path / "documents"
     shutil.copytree(scans, docs)
@@ -404,8 +472,8 @@ def test_without_tesseract_a_scan_is_listed_with_the_command_that_fixes_it(scans
     assert done.returncode == 0, done.stderr
     stats = json.loads(done.stdout.strip().splitlines()[-1])
     reasons = {e["source"]: e["reason"] for e in stats["errors"]}
-    assert set(reasons) == {"notice.png"}  # the PDF's text page is still indexed
-    assert "Tesseract is not installed" in reasons["notice.png"] and "apt-get install tesseract-ocr" in reasons[
-        "notice.png"]
+    assert set(reasons) == {"notice.png", "schools.pdf"}  # water-board.pdf's text page is still indexed
+    for reason in reasons.values():
+        assert "Tesseract is not installed" in reason and "apt-get install tesseract-ocr" in reason, reason
     assert stats["added"] == 1
-    assert "reading files: 100%" in done.stderr and "2/2" in done.stderr  # OCR's time shows in a bar of its own
+    assert "reading files: 100%" in done.stderr and "3/3" in done.stderr  # OCR's time shows in a bar of its own

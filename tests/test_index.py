@@ -102,6 +102,12 @@ print("finished", flush=True)
 """
 
 
+def _report(line: str) -> tuple[str, int, int]:
+    """(stage, done, total) of a line printed by KILL_RUN's progress (stages have spaces)."""
+    *stage, done, total = line.split()
+    return " ".join(stage), int(done), int(total)
+
+
 def _state(index_dir: Path, documents: Path) -> dict:
     qa = Assistant(documents_dir=documents, index_dir=index_dir, embedding_models=[USE_MODEL])
     dense = qa.store.dense(USE_MODEL).get(include=[])["ids"]
@@ -123,12 +129,12 @@ def test_run_killed_during_embedding_is_completed_by_the_next_run(tmp_path):
     killed_at = None
     deadline = time.monotonic() + 600
     for line in proc.stdout:
-        parts = line.split()
+        stage, done, total = _report(line)
         # A batch is written after the next one starts embedding: from the second
         # report on, some chunks are stored and recorded, the rest are not.
-        if parts[:2] == ["embedding", "use-multilingual-v3"] and 128 <= int(parts[2]) < int(parts[3]):
+        if stage == "searchable · embedding use-multilingual-v3" and 128 <= done < total:
             os.kill(proc.pid, signal.SIGKILL)
-            killed_at = (int(parts[2]), int(parts[3]))
+            killed_at = (done, total)
             break
         assert time.monotonic() < deadline
     proc.wait(timeout=60)
@@ -142,6 +148,66 @@ def test_run_killed_during_embedding_is_completed_by_the_next_run(tmp_path):
     killed, clean = _state(tmp_path / "killed", documents), _state(tmp_path / "clean", documents)
     assert killed == clean
     assert clean["dense_count"] == 480 and len(clean["lexical"]) == 480
+
+
+TOPICS = {
+    "harbour.txt": ("The crane of the Brest harbour lifts forty tonnes and was repaired in March.",
+                    "How many tonnes does the crane of the Brest harbour lift?", "forty tonnes"),
+    "orchard.txt": ("Le verger municipal de Nantes compte trois cent douze pommiers plantés en 2019.",
+                    "Combien de pommiers compte le verger municipal de Nantes ?", "trois cent douze"),
+    "museum.txt": ("The glass museum of Murano welcomes visitors every day except Tuesday.",
+                   "Which day is the glass museum of Murano closed?", "Tuesday"),
+}
+
+
+def test_every_file_is_answerable_after_the_searchable_phase_and_a_kill_in_the_complete_phase_is_finished_next(
+        tmp_path):
+    """Progressive indexing: BM25, the sentences and USE make files answerable; e5 and MiniLM
+    fill in behind. A run killed while e5 writes leaves every file answerable; the next run
+    completes it, to the index (and answers) a run never interrupted gives."""
+    documents = tmp_path / "documents"
+    documents.mkdir()
+    for name, (fact, _, _) in TOPICS.items():
+        (documents / name).write_text(fact + "\n", encoding="utf-8")
+    (documents / "filler.txt").write_text("\n\n".join(
+        f"Paragraph {p}: the regional council counted {p * 7} bicycles on bridge number {p} during the spring survey."
+        for p in range(300)), encoding="utf-8")  # enough chunks that the complete phase can be caught half-way
+
+    proc = subprocess.Popen([sys.executable, "-c", KILL_RUN.replace(', embedding_models=["use-multilingual-v3"]', ""),
+                             str(documents), str(tmp_path / "killed")], stdout=subprocess.PIPE, text=True)
+    killed_at = None
+    for line in proc.stdout:
+        stage, done, total = _report(line) if line.split()[-1].isdigit() else (line.strip(), 0, 0)
+        if stage.startswith("complete · embedding") and 128 <= done < total:  # a batch written, as above
+            os.kill(proc.pid, signal.SIGKILL)
+            killed_at = (stage, done, total)
+            break
+    proc.wait(timeout=60)
+    assert killed_at is not None, "the run finished before it could be killed"
+
+    killed = Assistant(documents_dir=documents, index_dir=tmp_path / "killed")
+    files = len(TOPICS) + 1
+    assert killed.store.phases() == (files, 0, files) and len(killed.store.incomplete()) == files
+    for name, (_, question, words) in TOPICS.items():
+        answer = killed.ask(question)
+        assert not answer.refused and answer.citations[0].source == name and words in answer.citations[0].quote, (
+            question, answer.text)
+
+    chunks = sum(f.chunks for f in killed.store.files())
+    written = len(_dense_ids(killed, killed.store.later_models()[0]))
+    assert 0 < written < chunks  # the kill came half-way through the first later encoder
+
+    resumed = killed.index()
+    assert resumed.embedded and resumed.added == 0 and killed.store.phases() == (files, files, files)
+    assert not killed.store.incomplete()
+    clean = Assistant(documents_dir=documents, index_dir=tmp_path / "clean")
+    stats = clean.index()
+    assert 0 < stats.searchable_s < stats.complete_s == stats.seconds
+    for model in killed.settings.embedding_models:
+        assert _dense_ids(killed, model) == _dense_ids(clean, model), model
+    for _, question, _ in TOPICS.values():
+        a, b = killed.ask(question), clean.ask(question)
+        assert (a.text, [c.chunk_id for c in a.citations]) == (b.text, [c.chunk_id for c in b.citations])
 
 
 def test_changed_chunking_reads_unchanged_files_again(corpus_dir, tmp_path):
@@ -241,3 +307,43 @@ def test_collections_filter_inside_every_search_and_old_indexes_get_labelled(cor
     assert again.index().embedded == 0
     answer = again.ask(question, collections=["sales"])
     assert not answer.refused and answer.citations[0].source == "sales/offer.txt"
+
+
+def test_a_chunk_waiting_for_the_later_encoders_competes_evenly_with_complete_ones():
+    """B (a file still in its complete phase) leads every list it can be in; A, complete, is
+    second in those and alone in e5's. B must not lose for e5 not having read it yet."""
+    from langchain_core.documents import Document
+
+    from tpdqa.retrieval import BM25, fuse
+    from tpdqa.settings import E5_MODEL
+
+    a = Document(id="a", page_content="A", metadata={"source": "a.txt", "lang": "en"})
+    b = Document(id="b", page_content="B", metadata={"source": "b.txt", "lang": "en"})
+    c = Document(id="c", page_content="C", metadata={"source": "c.txt", "lang": "en"})
+    lists = {BM25: [(b, 10.0), (a, 9.0), (c, 0.0)], USE_MODEL: [(b, 0.9), (a, 0.85), (c, 0.1)],
+             E5_MODEL: [(a, 0.8), (c, 0.1)]}
+    assert [d.id for d in fuse(lists, "en")][:2] == ["a", "b"]  # as if B were complete and e5 had missed it
+    fused = fuse(lists, "en", pending=frozenset({"b.txt"}), later=frozenset({E5_MODEL}))
+    assert [d.id for d in fused][:2] == ["b", "a"]
+
+
+def test_index_searchable_only_loads_the_fastest_encoder_and_a_later_run_completes(corpus_dir, tmp_path):
+    args = ("--documents-dir", str(corpus_dir), "--index-dir", str(tmp_path / "index"))
+    first = run_tpdqa("index", "--searchable-only", "--json", *args, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    stats = json.loads(first.stdout.strip().splitlines()[-1])
+    assert stats["added"] == 1 and stats["searchable_s"] > 0 and stats["complete_s"] == 0
+    assert stats["models_loaded"] == [USE_MODEL]  # e5 and MiniLM wait for the complete phase
+    assert "searchable · embedding" in first.stderr and "complete ·" not in first.stderr
+
+    qa = Assistant(documents_dir=corpus_dir, index_dir=tmp_path / "index")
+    assert qa.store.phases() == (1, 0, 1)
+    answer = qa.ask("Quel pays domine la production de puces mémoire ?")
+    assert not answer.refused and "Corée du Sud" in answer.citations[0].quote
+
+    second = run_tpdqa("index", "--json", *args, cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    stats = json.loads(second.stdout.strip().splitlines()[-1])
+    assert stats["unchanged"] == 1 and stats["embedded"] > 0 and stats["complete_s"] > 0  # read again, completed
+    assert "complete · embedding" in second.stderr
+    assert Assistant(documents_dir=corpus_dir, index_dir=tmp_path / "index").store.phases() == (1, 1, 1)

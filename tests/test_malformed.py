@@ -175,3 +175,31 @@ def test_a_broken_and_a_bomb_docx_cost_the_run_neither_memory_nor_time(tmp_path)
     assert {e["source"] for e in stats["errors"]} == {"broken.docx", "bomb.docx"}
     assert seconds <= base_seconds + 10, (seconds, base_seconds)
     assert peak <= base_peak + 300 * 1024, (peak, base_peak)  # KB
+
+
+def steps(count: int, seconds: float, report: bool) -> int:
+    """A reader that works in ``count`` steps (like OCR page by page), reporting each or not."""
+    from tpdqa.sandbox import keep_alive
+
+    for _ in range(count):
+        time.sleep(seconds)
+        if report:
+            keep_alive()
+    return count
+
+
+def test_the_time_budget_bounds_each_reported_step_so_a_long_scan_is_not_skipped(monkeypatch):
+    """A 100-page scan reports each page read; a file that hangs reports nothing and is stopped."""
+    from tpdqa.sandbox import Limits, OverLimit, Sandbox
+
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parents[1]))  # the child imports ``steps`` from here
+    child = Sandbox()
+    try:
+        limits = Limits(timeout_s=2)
+        assert child.run(steps, (0, 0, True), limits) == 0  # the child is up and has imported this module
+        assert child.run(steps, (8, 0.5, True), limits) == 8  # 4 s in all, 0.5 s between reports
+        with pytest.raises(OverLimit, match="without progress"):
+            child.run(steps, (8, 0.5, False), limits)
+        assert child.run(steps, (1, 0, True), limits) == 1  # a fresh child took the stopped one's place
+    finally:
+        child.close()

@@ -46,7 +46,7 @@ import numpy as np
 from langchain_core.documents import Document
 from pydantic import BaseModel, Field
 
-from tpdqa.ingest.base import ROW
+from tpdqa.ingest.base import is_row
 from tpdqa.ingest import SECTION_SEP, chunk_body
 from tpdqa.language import LANGUAGES, analyze, fold, words
 from tpdqa.sentences import SentenceIndex, WordMatcher, chunk_units, content_words, normalise
@@ -361,7 +361,7 @@ class Candidates:
         the name, the previous one the figure), and a list question may need two; taking
         them from the same passage keeps one citation and its precision. A table row is
         whole (its label and headers are on its line): it is quoted alone."""
-        if ROW.match(self.items[best][2]):
+        if is_row(self.items[best][2]):
             return [best]
         rank = self.items[best][0]
         others = [int(i) for i in np.argsort(-scores, kind="stable")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal
 
@@ -130,12 +130,22 @@ class NotIndexed(BaseModel):
     reason: str
 
 
+class DocumentPart(BaseModel):
+    """A document inside a file: an e-mail's attachment, a mailbox's message."""
+
+    name: str = Field(description="Its place in the file, as citations show it after the file: 'report.pdf'.")
+    title: str
+    chunks: int
+
+
 class DocumentInfo(BaseModel):
     source: str
     collection: str
     chunks: int
     sha256: str
     indexed_at: datetime
+    parts: list[DocumentPart] = Field(default_factory=list,
+                                      description="Documents inside the file (removed with it).")
 
 
 class DocumentList(BaseModel):
@@ -183,8 +193,10 @@ class IndexingProgress(BaseModel):
 
 
 class Status(BaseModel):
-    documents: int
+    documents: int = Field(description="Indexed (searchable) documents the caller may read.")
     passages: int
+    complete: int = Field(description="Of those, the documents every encoder has read (progressive indexing: "
+                                      "searchable first, complete behind).")
     collections: list[str] = Field(description="The collections the caller may read.")
     generation: str | None = Field(description="Changes whenever the index does (any process).")
     indexing: IndexingProgress
@@ -260,8 +272,10 @@ def documents(assistant: Assistant, user: User) -> DocumentList:
     """The indexed documents ``user`` may read; for admins, also those that could not be indexed."""
     store = assistant.current_store()
     readable = set(user.may_read(assistant.collections()))
+    parts = store.parts()
     listed = [DocumentInfo(source=f.source, collection=collection_of(f.source), chunks=f.chunks, sha256=f.sha256,
-                           indexed_at=datetime.fromtimestamp(f.indexed_at, timezone.utc))
+                           indexed_at=datetime.fromtimestamp(f.indexed_at, timezone.utc),
+                           parts=[DocumentPart(**asdict(p)) for p in parts.get(f.source, ())])
               for f in store.files() if collection_of(f.source) in readable]
     failed = [NotIndexed(source=e.source, reason=e.reason) for e in store.failures()] if user.is_admin else []
     return DocumentList(documents=listed, not_indexed=failed)
@@ -271,7 +285,8 @@ def status(assistant: Assistant, user: User, indexing: IndexingState) -> Status:
     store = assistant.current_store()
     present = assistant.collections()
     files, chunks = store.counts(user.scope(present))
-    return Status(documents=files, passages=chunks, collections=user.may_read(present),
+    _, complete, _ = store.phases(user.scope(present))
+    return Status(documents=files, passages=chunks, complete=complete, collections=user.may_read(present),
                   generation=store.generation, indexing=indexing.progress())
 
 

@@ -40,10 +40,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p_index = sub.add_parser("index", help="bring the index up to date with the documents folder (incremental)",
-                             description="Read the documents folder, embed new or changed passages only, drop deleted ones.",
+                             description="Read the documents folder, embed new or changed passages only, drop deleted ones. "
+                                         "Two phases: 'searchable' (BM25, sentences, the fastest encoder: files can be "
+                                         "asked about from then on, by any process) and 'complete' (the slower encoders). "
+                                         "--json reports searchable_s and complete_s.",
                              epilog=EPILOG)
     _common(p_index)
     p_index.add_argument("--json", action="store_true", help="print the statistics as JSON")
+    p_index.add_argument("--searchable-only", action="store_true",
+                         help="stop once every file is searchable; a later `tpdqa index` (or the server) completes it")
     p_index.add_argument("--watch", action="store_true",
                          help="then keep watching the documents folder and re-index on every change (Ctrl+C stops)")
 
@@ -162,7 +167,7 @@ def cmd_index(args: argparse.Namespace) -> int:
     assistant = _assistant(args)
 
     def run() -> None:
-        stats = assistant.index(progress=_tqdm_progress())
+        stats = assistant.index(progress=_tqdm_progress(), searchable_only=args.searchable_only)
         if args.json:
             print(json.dumps({**stats.as_dict(), "models_loaded": assistant.store.models_loaded()},
                              ensure_ascii=False), flush=True)
@@ -181,7 +186,8 @@ def cmd_index(args: argparse.Namespace) -> int:
 
 def _print_stats(stats, file=None) -> None:
     print(
-        f"Indexed {stats.chunks} chunks from {stats.added + stats.updated + stats.unchanged} files in {stats.seconds:.1f}s: "
+        f"Indexed {stats.chunks} chunks from {stats.added + stats.updated + stats.unchanged} files in {stats.seconds:.1f}s"
+        + (f" (searchable after {stats.searchable_s:.1f}s)" if stats.searchable_s else "") + ": "
         f"{stats.added} added, {stats.updated} updated, {stats.deleted} deleted, {stats.unchanged} unchanged, "
         f"{stats.failed} failed; {stats.embedded} chunks embedded, {stats.chunks_deleted} removed.", flush=True,
         file=file or sys.stdout,

@@ -76,7 +76,8 @@ class HybridRetriever(BaseRetriever):
         timings = kwargs.get("timings")
         lists = self.ranked_lists(query, query_lang, timings, kwargs.get("collections"))
         with timed(timings, "fusion"):
-            return fuse(lists, query_lang)[: kwargs.get("k", self.k)]
+            return fuse(lists, query_lang, pending=self.store.incomplete(),
+                        later=frozenset(self.store.later_models()))[: kwargs.get("k", self.k)]
 
     def ranked_lists(self, query: str, query_lang: str, timings: dict[str, float] | None = None,
                      collections: list[str] | None = None) -> dict[str, list[tuple[Document, float]]]:
@@ -118,8 +119,15 @@ def fuse(
     lists: dict[str, list[tuple[Document, float]]],
     query_lang: str,
     weight=list_weight,
+    pending: frozenset[str] = frozenset(),
+    later: frozenset[str] = frozenset(),
 ) -> list[Document]:
-    """Chunks of all lists, best first, with ``score``, ``ranks`` and ``raw_scores`` in metadata."""
+    """Chunks of all lists, best first, with ``score``, ``ranks`` and ``raw_scores`` in metadata.
+
+    A chunk of a ``pending`` file (searchable, not complete: see :meth:`Store.later_models`)
+    cannot be in the ``later`` lists yet: its score is scaled by the weight of all lists over
+    the weight of those that could hold it, so it competes evenly with complete chunks
+    instead of losing the missing lists' share."""
     docs: dict[str, Document] = {}
     scores: dict[str, float] = {}
     ranks: dict[str, dict[str, int]] = {}
@@ -137,6 +145,13 @@ def fuse(
             scores[key] = scores.get(key, 0.0) + w * normalised
             ranks.setdefault(key, {})[name] = rank
             raw.setdefault(key, {})[name] = round(score, 4)
+    if pending and later:
+        for key in scores:
+            if docs[key].metadata.get("source") in pending:
+                lang = docs[key].metadata.get("lang", "en")
+                present = sum(weight(name, query_lang, lang) for name in lists if name not in later)
+                if present > 0:
+                    scores[key] *= sum(weight(name, query_lang, lang) for name in lists) / present
     ordered = sorted(scores, key=lambda key: -scores[key])
     return [
         Document(id=key, page_content=docs[key].page_content,

@@ -63,7 +63,8 @@ class OverLimit(Exception):
 class Limits:
     """What reading one file may cost (settings ``max_file_mb``, ``max_unpacked_mb``,
     ``parse_timeout``, ``parse_memory_mb``), and the one setting of how it is read that the
-    child needs (``ocr_languages``)."""
+    child needs (``ocr_languages``). ``timeout_s`` bounds each step a reader reports through
+    :func:`keep_alive` (an OCR'd page), the whole file for readers that report none."""
 
     max_file_mb: float = 200.0
     max_unpacked_mb: float = 256.0
@@ -122,19 +123,22 @@ class Sandbox:
             except OSError:  # the child died between two files: a fresh one takes this file
                 self._start(limits.memory_mb)
                 self._conn.send((function, args))
-            deadline = time.monotonic() + limits.timeout_s
-            while not self._conn.poll(0.05):
-                if time.monotonic() > deadline:
+            status = "alive"
+            while status == "alive":  # each step the reader reports (a page read by OCR) renews the budget
+                deadline = time.monotonic() + limits.timeout_s
+                while not self._conn.poll(0.05):
+                    if time.monotonic() > deadline:
+                        self.close()
+                        raise OverLimit(f"reading it took over {limits.timeout_s:.0f} s without progress "
+                                        "(TPDQA_PARSE_TIMEOUT): the file is too large or malformed")
+                try:
+                    status, value = self._conn.recv()
+                except (EOFError, OSError):  # the child died: killed for its memory, or a parser crashed
+                    code = self._process.poll() if self._process is not None else None
                     self.close()
-                    raise OverLimit(f"reading it took over {limits.timeout_s:.0f} s (TPDQA_PARSE_TIMEOUT): the file "
-                                    "is too large or malformed")
-            try:
-                status, value = self._conn.recv()
-            except (EOFError, OSError):  # the child died: killed for its memory, or a parser crashed
-                code = self._process.poll() if self._process is not None else None
-                self.close()
-                raise OverLimit(f"its reader stopped (exit code {code}) while parsing it: it may need more than "
-                                f"{limits.memory_mb} MB of memory (TPDQA_PARSE_MEMORY_MB), or be malformed") from None
+                    raise OverLimit(f"its reader stopped (exit code {code}) while parsing it: it may need more than "
+                                    f"{limits.memory_mb} MB of memory (TPDQA_PARSE_MEMORY_MB), or be malformed"
+                                    ) from None
         if status == "memory":
             raise OverLimit(f"reading it needs more than {limits.memory_mb} MB of memory (TPDQA_PARSE_MEMORY_MB)")
         if status == "error":
@@ -186,11 +190,24 @@ class _Pipe:
         self.writer.close()
 
 
+_child_conn: _Pipe | None = None  # set in the child: where keep_alive reports
+
+
+def keep_alive() -> None:
+    """Called by a reader in the child after each long step of one file (a page read by OCR):
+    the file's time budget (``parse_timeout``) starts again, so it bounds a step, not a
+    100-page scan. A no-op outside the child (a file read in the caller's process)."""
+    if _child_conn is not None:
+        _child_conn.send(("alive", None))
+
+
 def _serve(conn: _Pipe, memory_mb: int) -> None:
     """The child: cap its own memory, then run what it is sent until the pipe closes."""
     import resource
     import warnings
 
+    global _child_conn
+    _child_conn = conn
     limit = memory_mb * MB
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
     resource.setrlimit(resource.RLIMIT_AS, (limit if hard == resource.RLIM_INFINITY else min(limit, hard), hard))

@@ -41,7 +41,7 @@ from langchain_core.documents import Document
 from pydantic import ConfigDict, PrivateAttr
 
 from tpdqa.ingest import chunk_body
-from tpdqa.ingest.base import ROW
+from tpdqa.ingest.base import is_row
 from tpdqa.language import _stopwords, fold, split_sentences, words
 
 with warnings.catch_warnings():
@@ -74,14 +74,14 @@ def quotable_units(text: str, lang: str) -> list[str]:
     run: list[str] = []
     for line in text.split("\n"):
         stripped = line.strip()
-        if stripped and len(stripped) < 60 and stripped[-1] not in ".!?:;»\"" and not ROW.match(stripped):
+        if stripped and len(stripped) < 60 and stripped[-1] not in ".!?:;»\"" and not is_row(stripped):
             run.append(stripped)
             continue
         if run:
             units.append("\n".join(run))
             run = []
         if stripped:
-            units.extend([stripped] if ROW.match(stripped) else split_sentences(stripped, lang))
+            units.extend([stripped] if is_row(stripped) else split_sentences(stripped, lang))
     if run:
         units.append("\n".join(run))
     return units

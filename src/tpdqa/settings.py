@@ -66,7 +66,7 @@ class Settings(BaseSettings):
     max_unpacked_mb: float = Field(256.0, gt=0, description=(
         "Largest unpacked size (MB) of a zip-based file (.docx): a bigger one, or one whose parts inflate over "
         "100-fold, is not indexed (zip bombs)."))
-    parse_timeout: float = Field(120.0, gt=0, description="Seconds one file may take to parse before it is skipped.")
+    parse_timeout: float = Field(120.0, gt=0, description="Seconds one file may take to parse before it is skipped (OCR: each page).")
     parse_memory_mb: int = Field(2048, ge=256, description="Memory (MB) the process that parses one file may use.")
     ocr_languages: str = Field("fra+eng", pattern=r"^[A-Za-z_]+(\+[A-Za-z_]+)*$", description=(
         "Tesseract's languages for scanned PDF pages and images, '+'-joined (each needs its tesseract-ocr-LANG "

@@ -27,6 +27,13 @@ chunks of a changed file that no longer exist are deleted (``cleanup="scoped_ful
 and files gone from the folder are deleted from every destination. Writes happen before
 their record, so a killed run leaves chunks that the next run finds and completes.
 
+A sync has two phases. *Searchable*: BM25, the sentences and the fastest encoder (USE)
+take the changed files, which are then marked searchable and answerable by every reader
+(a new generation). *Complete*: the slower encoders (e5, MiniLM) fill in behind; until
+then retrieval scales a pending chunk's fused score to the lists that can hold it
+(:func:`tpdqa.retrieval.fuse`). A run killed between the phases leaves files searchable,
+and the next run completes them.
+
     >>> from tpdqa.settings import Settings
     >>> from tpdqa.store import Store
     >>> store = Store(Settings(documents_dir="documents", index_dir="index"))
@@ -65,11 +72,13 @@ from tpdqa.settings import USE_MODEL, Settings
 
 log = logging.getLogger(__name__)
 
-# (stage, done, total): "embedding <model>", "bm25", ... ; used by the CLI's and UI's progress bars.
+# (stage, done, total): "reading files", "searchable · BM25", "complete · embedding <model>", ...;
+# used by the CLI's and UI's progress bars.
 Progress = Callable[[str, int, int], None]
 # The stage reported (with total 0) while another process holds the index's write lock.
 WAITING = "waiting for another process to finish indexing"
 READING = "reading files"  # a stage counted in files, not chunks
+SEARCHABLE, COMPLETE = "searchable", "complete"  # the two phases: each other stage's label starts with one
 # The files of an index this module owns: what a rebuild removes (documents are the source of truth).
 INDEX_FILES = ("records.sqlite", "bm25.sqlite", "sentences.sqlite")
 
@@ -92,6 +101,8 @@ class IndexStats:
     chunks_deleted: int = 0
     errors: list[FileError] = field(default_factory=list)
     seconds: float = 0.0
+    searchable_s: float = 0.0  # when every changed file could be found (BM25, sentences, the fastest encoder)
+    complete_s: float = 0.0  # when the slower encoders had them too (= seconds; 0: stopped when searchable)
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -105,7 +116,17 @@ class FileRecord:
     sha256: str
     chunks: int
     indexed_at: float
-    done: bool = True  # False: its indexing has not finished (changed since, or a run was stopped)
+    done: bool = True  # False: not searchable yet (changed since, or a run was stopped)
+    complete: bool = True  # False: searchable, but the slower encoders have not read it yet
+
+
+@dataclass(frozen=True)
+class PartRecord:
+    """A document inside an indexed file (an e-mail's attachment, a mailbox's message)."""
+
+    name: str
+    title: str
+    chunks: int
 
 
 class Store:
@@ -131,9 +152,15 @@ class Store:
             )
             self._manifest.execute("CREATE TABLE IF NOT EXISTS tpdqa_meta (key TEXT PRIMARY KEY, value TEXT)")
             self._manifest.execute("CREATE TABLE IF NOT EXISTS tpdqa_failed (source TEXT PRIMARY KEY, reason TEXT)")
+            self._manifest.execute("CREATE TABLE IF NOT EXISTS tpdqa_parts (source TEXT, part TEXT, title TEXT, "
+                                   "chunks INTEGER, PRIMARY KEY (source, part))")
+            columns = {row[1] for row in self._manifest.execute("PRAGMA table_info(tpdqa_files)")}
+            if "complete" not in columns:  # an index from before progressive indexing: all complete
+                self._manifest.execute("ALTER TABLE tpdqa_files ADD COLUMN complete INTEGER DEFAULT 1")
         self._manifest.create_function("collection_of", 1, collection_of, deterministic=True)
         self._generation = self._meta("generation")
         self._collections: tuple[str | None, list[str]] | None = None  # (generation, names)
+        self._incomplete: tuple[str | None, frozenset[str]] | None = None  # (generation, sources)
         self._identity = {name: _identity(self.index_dir / name) for name in INDEX_FILES}
 
     # -- destinations ------------------------------------------------------------------
@@ -194,8 +221,15 @@ class Store:
         out: list[tuple[str, str, str | Any]] = [
             (f"embedding {m}", f"{self.target}|{collection_name(m)}", m) for m in self.settings.embedding_models]
         out.append(("BM25", "lexical|bm25-fts5-v1", self.lexical))
-        out.append(("sentences", f"sentences|{collection_name(USE_MODEL)}-v2", self.sentences))
+        out.append(("sentences", f"sentences|{collection_name(USE_MODEL)}-v3", self.sentences))
         return out
+
+    def later_models(self) -> list[str]:
+        """The encoders of the *complete* phase: all but the fastest (USE when configured, else
+        the first). The others (the fastest, BM25, the sentences) make a file searchable."""
+        models = self.settings.embedding_models
+        first = USE_MODEL if USE_MODEL in models else models[0] if models else None
+        return [m for m in models if m != first]
 
     def _signature(self) -> str:
         """What the chunks of an unchanged file depend on: when it changes, every file is read again."""
@@ -205,8 +239,9 @@ class Store:
                            "destinations": [namespace for _, namespace, _ in self._destinations()]})
 
     # -- sync --------------------------------------------------------------------------
-    def sync(self, progress: Progress | None = None) -> IndexStats:
-        """Bring every index up to date with the documents folder (see module doc).
+    def sync(self, progress: Progress | None = None, searchable_only: bool = False) -> IndexStats:
+        """Bring every index up to date with the documents folder (see module doc); with
+        ``searchable_only``, stop after the searchable phase (the next sync completes it).
 
         One process writes at a time: while another holds ``write.lock``, this one reports
         :data:`WAITING` and waits up to ``lock_timeout`` seconds, then raises :class:`IndexBusyError`.
@@ -214,7 +249,7 @@ class Store:
         with self._sync_lock, self._write_lock(progress):
             self.refresh()  # what another process wrote before us, seen through a current client
             self._label_collections()
-            return self._sync(progress)
+            return self._sync(progress, searchable_only)
 
     def _label_collections(self) -> None:
         """Once per index: chunks written before collections existed get their ``collection``
@@ -254,23 +289,23 @@ class Store:
         finally:
             lock.release()
 
-    def _sync(self, progress: Progress | None) -> IndexStats:
-        from langchain_core.indexing import index
-
+    def _sync(self, progress: Progress | None, searchable_only: bool = False) -> IndexStats:
         started = time.perf_counter()
         previous = {r.source: r for r in self.files(include_pending=True)}
         signature = self._signature()
         same_setup = self._meta("signature") == signature
         # Files whose bytes were fully indexed under the same setup are not even parsed.
-        indexed = {s: r.sha256 for s, r in previous.items() if r.done} if same_setup else {}
+        indexed = {s: r.sha256 for s, r in previous.items() if r.done and r.complete} if same_setup else {}
         loaded = load_folder(self.settings.documents_dir, indexed=indexed, limits=self.settings.limits(),
                              chunking=(self.settings.chunk_size, self.settings.chunk_overlap),
                              progress=(lambda done, total: progress(READING, done, total)) if progress else None)
         chunks = loaded.chunks
         per_source = Counter(c.metadata["source"] for c in chunks)
+        parts = Counter((c.metadata["source"], c.metadata["part"], c.metadata["title"])
+                        for c in chunks if c.metadata.get("part"))
         failed_sources = {e.source for e in loaded.errors}
         gone = [s for s in previous if s not in loaded.hashes and s not in failed_sources]
-        interrupted = any(not r.done for r in previous.values())
+        interrupted = any(not (r.done and r.complete) for r in previous.values())
 
         stats = IndexStats(failed=len(loaded.errors), errors=list(loaded.errors),
                            chunks=len(chunks) + sum(previous[s].chunks for s in loaded.unchanged))
@@ -294,46 +329,88 @@ class Store:
         # deleted before the next run is still known and gets cleaned up.
         with self._lock, self._manifest:
             self._manifest.executemany(
-                "INSERT INTO tpdqa_files (source, sha256, chunks, indexed_at, done) VALUES (?, ?, ?, 0, 0) "
-                "ON CONFLICT(source) DO UPDATE SET done = CASE WHEN sha256 = excluded.sha256 THEN done ELSE 0 END",
+                "INSERT INTO tpdqa_files (source, sha256, chunks, indexed_at, done, complete) VALUES (?, ?, ?, 0, 0, 0) "
+                "ON CONFLICT(source) DO UPDATE SET done = CASE WHEN sha256 = excluded.sha256 THEN done ELSE 0 END, "
+                "complete = CASE WHEN sha256 = excluded.sha256 THEN complete ELSE 0 END",
                 [(s, loaded.hashes[s], per_source.get(s, 0)) for s in loaded.sources],
             )
 
-        for label, namespace, target in self._destinations():
-            records = self.records(namespace)
-            local = not isinstance(target, str)
-            destination = target if local else self.dense(target)
-            todo = len(chunks) - sum(records.exists([c.id for c in chunks]))
-            report = _reporter(progress, label, todo)
-            listening = _batches(destination, report) if local else get_embeddings(target).reporting(report)
-            with listening:
-                result = index(
-                    chunks,
-                    records,
-                    destination,
-                    cleanup="scoped_full",
-                    source_id_key="source",
-                    key_encoder=lambda doc: doc.id,
-                    batch_size=64,
-                )
-            self._delete_sources(records, destination, gone)
-            if interrupted or not same_setup:
-                self._reconcile(records, destination, local)
-            if not local:
-                stats.embedded = max(stats.embedded, result["num_added"])
-                stats.chunks_deleted = max(stats.chunks_deleted, result["num_deleted"])
-
+        # Two phases: a file is answerable once BM25, the sentences and the fastest encoder
+        # hold it (searchable); the slower encoders fill in behind (complete).
+        later = set(self.later_models())
+        destinations = self._destinations()
+        second = [d for d in destinations if isinstance(d[2], str) and d[2] in later]
+        first = [d for d in destinations if d not in second]
+        for label, namespace, target in first:
+            self._index_into(chunks, f"{SEARCHABLE} · {label}", namespace, target, gone, interrupted or not same_setup,
+                             stats, progress)
+        for _, namespace, target in second:  # gone and replaced text must not be found meanwhile
+            self._drop_stale(self.records(namespace), self.dense(target), chunks, loaded.sources, gone)
         now = time.time()
         with self._lock, self._manifest:
             self._manifest.executemany(
-                "UPDATE tpdqa_files SET sha256 = ?, chunks = ?, indexed_at = ?, done = 1 WHERE source = ?",
-                [(loaded.hashes[s], per_source.get(s, 0), now, s) for s in loaded.sources],
+                "UPDATE tpdqa_files SET sha256 = ?, chunks = ?, indexed_at = ?, done = 1, complete = ? WHERE source = ?",
+                [(loaded.hashes[s], per_source.get(s, 0), now, int(not second), s) for s in loaded.sources],
             )
             self._manifest.executemany("DELETE FROM tpdqa_files WHERE source = ?", [(s,) for s in gone])
+            self._manifest.executemany("DELETE FROM tpdqa_parts WHERE source = ?",
+                                       [(s,) for s in (*loaded.sources, *gone)])
+            self._manifest.executemany("INSERT OR REPLACE INTO tpdqa_parts VALUES (?, ?, ?, ?)",
+                                       [(*key, n) for key, n in parts.items()])
             self._manifest.execute("INSERT OR REPLACE INTO tpdqa_meta VALUES ('signature', ?)", (signature,))
         self._new_generation()
-        stats.seconds = time.perf_counter() - started
+        stats.seconds = stats.searchable_s = time.perf_counter() - started
+
+        if second and not searchable_only:
+            for label, namespace, target in second:
+                self._index_into(chunks, f"{COMPLETE} · {label}", namespace, target, gone,
+                                 interrupted or not same_setup, stats, progress)
+            with self._lock, self._manifest:
+                self._manifest.executemany("UPDATE tpdqa_files SET complete = 1 WHERE source = ?",
+                                           [(s,) for s in loaded.sources])
+            self._new_generation()
+            stats.seconds = stats.complete_s = time.perf_counter() - started
+        elif not second:
+            stats.complete_s = stats.searchable_s
         return stats
+
+    def _index_into(self, chunks: list[Document], label: str, namespace: str, target: str | Any, gone: list[str],
+                    check: bool, stats: IndexStats, progress: Progress | None) -> None:
+        """One destination brought up to date with ``chunks`` (LangChain's ``index``)."""
+        from langchain_core.indexing import index
+
+        records = self.records(namespace)
+        local = not isinstance(target, str)
+        destination = target if local else self.dense(target)
+        todo = len(chunks) - sum(records.exists([c.id for c in chunks]))
+        report = _reporter(progress, label, todo)
+        listening = _batches(destination, report) if local else get_embeddings(target).reporting(report)
+        with listening:
+            result = index(
+                chunks,
+                records,
+                destination,
+                cleanup="scoped_full",
+                source_id_key="source",
+                key_encoder=lambda doc: doc.id,
+                batch_size=64,
+            )
+        self._delete_sources(records, destination, gone)
+        if check:
+            self._reconcile(records, destination, local)
+        if not local:
+            stats.embedded = max(stats.embedded, result["num_added"])
+            stats.chunks_deleted = max(stats.chunks_deleted, result["num_deleted"])
+
+    def _drop_stale(self, records, destination, chunks: list[Document], sources: list[str], gone: list[str]) -> None:
+        """Before a later encoder reads the changed files: its chunks of files gone, and those of
+        changed files that are no longer in them, are deleted now (what ``index`` would do)."""
+        self._delete_sources(records, destination, gone)
+        current = {c.id for c in chunks}
+        stale = [key for key in records.list_keys(group_ids=list(sources)) if key not in current] if sources else []
+        if stale:
+            destination.delete(ids=stale)
+            records.delete_keys(stale)
 
     def _meta(self, key: str) -> str | None:
         with self._lock:
@@ -439,12 +516,40 @@ class Store:
 
     # -- reading -----------------------------------------------------------------------
     def files(self, include_pending: bool = False) -> list[FileRecord]:
-        query = "SELECT source, sha256, chunks, indexed_at, done = 1 FROM tpdqa_files"
+        query = "SELECT source, sha256, chunks, indexed_at, done = 1, complete = 1 FROM tpdqa_files"
         if not include_pending:
             query += " WHERE done = 1"
         with self._lock:
             rows = self._manifest.execute(query + " ORDER BY source").fetchall()
-        return [FileRecord(*row[:4], done=bool(row[4])) for row in rows]
+        return [FileRecord(*row[:4], done=bool(row[4]), complete=bool(row[5])) for row in rows]
+
+    def incomplete(self) -> frozenset[str]:
+        """Searchable files the later encoders have not read yet (read once per generation)."""
+        generation, cached = self._generation, self._incomplete
+        if cached is None or cached[0] != generation:
+            with self._lock:
+                rows = self._manifest.execute("SELECT source FROM tpdqa_files WHERE done = 1 AND complete = 0").fetchall()
+            cached = self._incomplete = (generation, frozenset(r[0] for r in rows))
+        return cached[1]
+
+    def phases(self, collections: list[str] | None = None) -> tuple[int, int, int]:
+        """(searchable, complete, known) files in ``collections`` (None: all): indexing's progress."""
+        where, params = sql_in_collections(collections)
+        with self._lock:
+            row = self._manifest.execute("SELECT COALESCE(SUM(done = 1), 0), COALESCE(SUM(done = 1 AND complete = 1), 0), "
+                                         f"COUNT(*) FROM tpdqa_files WHERE 1{where}", params).fetchone()
+        return row[0], row[1], row[2]
+
+    def parts(self) -> dict[str, list[PartRecord]]:
+        """The documents inside indexed files (attachments, mailbox messages), by file, in file order."""
+        with self._lock:
+            rows = self._manifest.execute(
+                "SELECT p.source, p.part, p.title, p.chunks FROM tpdqa_parts p JOIN tpdqa_files f "
+                "ON f.source = p.source AND f.done = 1 ORDER BY p.source, p.rowid").fetchall()
+        out: dict[str, list[PartRecord]] = {}
+        for source, *part in rows:
+            out.setdefault(source, []).append(PartRecord(*part))
+        return out
 
     def has_file(self, source: str) -> bool:
         """Whether ``source`` is indexed (one row read, whatever the folder's size)."""

@@ -78,20 +78,27 @@ document.addEventListener("click", (event) => {
 
 def status_line(indexing: IndexingState, assistant: Assistant, user: User = LOCAL) -> str:
     """The page's header for ``user``: a reader sees the counts of their collections only."""
-    if indexing.running:
-        if indexing.total:
-            unit = "files" if indexing.stage == READING else "passages"
-            return f"**Indexing the documents** — {indexing.stage}: {indexing.done}/{indexing.total} {unit}"
-        return f"**Indexing the documents** — {indexing.stage or 'reading the folder'}…"
     try:
         store = assistant.current_store()
-        files, chunks = store.counts(user.scope(assistant.collections()))
+        scope = user.scope(assistant.collections())
+        searchable, complete, known = store.phases(scope)
+        if indexing.running:
+            # Files are answerable once searchable: say how many, and what the run does now.
+            phases = f"searchable {searchable} · complete {complete} of {known} files"
+            if indexing.total:
+                unit = "files" if indexing.stage == READING else "passages"
+                return (f"**Indexing the documents** ({phases}) — {indexing.stage}: "
+                        f"{indexing.done}/{indexing.total} {unit}")
+            return f"**Indexing the documents** ({phases}) — {indexing.stage or 'reading the folder'}…"
+        files, chunks = store.counts(scope)
         failed = store.failures() if user.is_admin else []
     except Exception as exc:  # noqa: BLE001
         log.exception("reading the index failed")
         return f"⚠️ {explain(exc, assistant.settings.index_dir)}"
     lines = [f"Index ready: {files} document(s), {chunks} passages."
-             + (f" {len(failed)} file(s) could not be indexed (see Documents)." if failed else "")]
+             + (f" {len(failed)} file(s) could not be indexed (see Documents)." if failed else "")
+             + (f" {searchable - complete} searchable, not complete: the next index run completes them."
+                if complete < searchable else "")]
     if indexing.last and user.is_admin:
         lines.append(indexing.last)
     if indexing.watching:
@@ -173,12 +180,20 @@ def highlight(text: str, quotes: list[str], span: tuple[int, int] | None = None)
     return "".join(parts) + html.escape(text[at:])
 
 
+INSIDE = "inside "  # the status of a document inside a file
+
+
 def documents_table(assistant: Assistant) -> list[list[Any]]:
     """Rows (document, status, passages, indexed at), read from the store now: indexed files,
-    then files that could not be indexed, with the reason."""
+    each followed by the documents inside it (attachments, messages), then files that could
+    not be indexed, with the reason."""
     store = assistant.current_store()
-    rows = [[f.source, "indexed", f.chunks, datetime.fromtimestamp(f.indexed_at).strftime("%Y-%m-%d %H:%M:%S")]
-            for f in store.files()]
+    parts = store.parts()
+    rows = []
+    for f in store.files():
+        rows.append([f.source, "indexed", f.chunks, datetime.fromtimestamp(f.indexed_at).strftime("%Y-%m-%d %H:%M:%S")])
+        rows += [[f"{f.source}{SECTION_SEP}{p.name}", f"{INSIDE}{f.source}: {p.title}", p.chunks, ""]
+                 for p in parts.get(f.source, ())]
     rows += [[e.source, f"not indexed: {e.reason}", 0, ""] for e in store.failures()]
     return rows
 
@@ -258,7 +273,7 @@ def build_app(assistant: Assistant, indexing: IndexingState | None = None, users
         except Exception as exc:  # noqa: BLE001
             log.exception("reading the documents failed")
             rows, notes = [], [*(notes or []), explain(exc, assistant.settings.index_dir)]
-        names = [r[0] for r in rows]
+        names = [r[0] for r in rows if not r[1].startswith(INSIDE)]  # a part goes with its file
         return (rows, gr.Dropdown(choices=names, value=choice if choice in names else None),
                 "\n".join(f"- {line}" for line in notes or []), status_line(indexing, assistant))  # admins only
 

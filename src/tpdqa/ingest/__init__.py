@@ -2,8 +2,9 @@
 
 Each supported file becomes one Document per section and page (PDF page, slide), with
 metadata ``source`` (path relative to the documents folder), ``collection`` (its
-top-level folder, or ``default``), ``title``, ``section``, ``page`` (PDF page, slide) and
-``lang``. A file that cannot be used is reported as a :class:`FileError` and skipped; the
+top-level folder, or ``default``), ``title``, ``section``, ``page`` (PDF page, slide),
+``lang``, and ``part`` for a document inside the file (an e-mail's attachment, a
+mailbox's message: ``report.pdf``). A file that cannot be used is reported as a :class:`FileError` and skipped; the
 others go on. Each format family is one module of this package (:mod:`tpdqa.ingest.base`
 says how one registers its suffixes).
 
@@ -40,7 +41,7 @@ from tpdqa.ingest.pdf import reflow_pdf  # noqa: E402 - re-exported, after the r
 
 SUPPORTED_SUFFIXES = tuple(sorted(FORMATS))
 # Bump when loading or chunking changes what an unchanged file yields: the next sync reads every file again.
-INGEST_VERSION = 3
+INGEST_VERSION = 4
 
 __all__ = ["SUPPORTED_SUFFIXES", "INGEST_VERSION", "SECTION_SEP", "DEFAULT_COLLECTION", "FileError", "LoadedFolder",
            "ParagraphSentenceSplitter", "Section", "UnusableFile", "chunk_body", "chunk_documents",
@@ -184,19 +185,23 @@ def load_bytes(data: bytes, source: str, limits: Limits | None = None) -> list[D
         sections, title = FORMATS[suffix].read(data)
     finally:
         OCR_LANGUAGES.reset(languages)
-    sections = [Section(s.headings, clean_text(s.text), s.page) for s in sections]
+    sections = [Section(s.headings, clean_text(s.text), s.page, s.part, s.part_title) for s in sections]
     sections = [s for s in sections if s.text]
     if not sections:
         raise UnusableFile("no text could be extracted (empty, or images without legible text)")
-    # One language per file: a short section alone is too little to guess from.
-    lang = guess_lang(" ".join(s.text for s in sections)[:3000])
+    # One language per document (the file, or a part of it): a short section alone is too little to guess from.
+    langs: dict[str | None, str] = {}
+    for part in dict.fromkeys(s.part for s in sections):
+        langs[part] = guess_lang(" ".join(s.text for s in sections if s.part == part)[:3000])
     default_title = Path(source).stem.replace("_", " ").replace("-", " ")
     docs = []
     for s in sections:
         metadata: dict[str, Any] = {"source": source, "collection": collection_of(source),
-                                    "title": title or default_title, "lang": lang,
-                                    "section": SECTION_SEP.join(h for h in s.headings if h)}
+                                    "title": (s.part_title if s.part else title) or title or default_title,
+                                    "lang": langs[s.part], "section": SECTION_SEP.join(h for h in s.headings if h)}
         if s.page is not None:
             metadata["page"] = s.page
+        if s.part:
+            metadata["part"] = s.part
         docs.append(Document(page_content=s.text, metadata=metadata))
     return docs

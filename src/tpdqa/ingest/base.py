@@ -32,6 +32,10 @@ class Section:
     headings: tuple[str, ...]
     text: str
     page: int | None = None
+    # A document inside the file (an e-mail's attachment, a mailbox's message): listed and
+    # titled on its own, its language guessed from its own text.
+    part: str | None = None
+    part_title: str | None = None
 
 
 Reader = Callable[[bytes], "tuple[list[Section], str | None]"]
@@ -97,6 +101,13 @@ def fold_title(text: str) -> str:
 
 # A line of keyed_rows (or an e-mail's header line): "label — header: value; header: value".
 ROW = re.compile(r"^(?:[^\n]{1,120} — )?[^:;\n]{1,80}: [^;\n]*(?:; [^:;\n]{1,80}: [^;\n]*)+$|^[^\n]{1,120} — [^:;\n]{1,80}: ")
+MAX_CELL_CHARS = 120  # a longer cell holds prose (a comment, a description): its row is read as sentences
+
+
+def is_row(line: str) -> bool:
+    """Whether ``line`` is a table row of values, quoted whole: its label and headers make it
+    readable alone. A row whose cells hold paragraphs is not one (its sentences are quoted)."""
+    return ROW.match(line) is not None and max(map(len, re.split(r"; | — |: ", line))) <= MAX_CELL_CHARS
 
 
 def keyed_rows(rows: list[list[str]]) -> list[str]:

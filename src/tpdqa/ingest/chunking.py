@@ -73,9 +73,9 @@ class ParagraphSentenceSplitter(TextSplitter):
         return out
 
 
-def chunk_id(source: str, page: int | None, section: str, text: str) -> str:
+def chunk_id(source: str, page: int | None, section: str, text: str, part: str | None = None) -> str:
     """Content-derived id: unchanged text in an unchanged place keeps its id."""
-    key = "\x1f".join((source, str(page or ""), section, text))
+    key = "\x1f".join((source, str(page or ""), section, text, *((part,) if part else ())))
     return hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
 
 
@@ -92,7 +92,7 @@ def chunk_documents(documents: list[Document], chunk_size: int, chunk_overlap: i
         for body in splitter.split_text(doc.page_content):
             meta = dict(doc.metadata)
             text = f"{section}\n{body}" if section else body
-            cid = chunk_id(meta["source"], meta.get("page"), section, text)
+            cid = chunk_id(meta["source"], meta.get("page"), section, text, meta.get("part"))
             meta["chunk_id"] = cid
             chunks.append(Document(id=cid, page_content=text, metadata=meta))
     # The same text twice in one file (boilerplate) would share an id: keep the first.

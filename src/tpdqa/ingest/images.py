@@ -7,7 +7,7 @@ import io
 import warnings
 
 from tpdqa.ingest.base import UnusableFile, reads
-from tpdqa.ingest.ocr import ocr_image
+from tpdqa.ingest.ocr import ocr_pages
 from tpdqa.ingest.pdf import page_sections
 
 
@@ -23,6 +23,6 @@ def read_image(data: bytes):
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombWarning,
             Image.DecompressionBombError) as exc:
         raise UnusableFile(f"corrupt or unreadable image ({exc.__class__.__name__}: {exc})") from exc
-    pages = [ocr_image(frame, "this image" if len(frames) == 1 else f"page {n} of this image")
-             for n, frame in enumerate(frames, start=1)]
+    pages = ocr_pages(("this image" if len(frames) == 1 else f"page {n} of this image", frame)
+                      for n, frame in enumerate(frames, start=1))
     return page_sections(pages)

@@ -4,7 +4,9 @@ standard ``email`` and ``mailbox`` packages.
 The subject is the title and section; From, To and Date lead the first paragraph, so a
 question about who wrote or when finds them; the text part is the body (else the HTML part,
 through the HTML reader). Attachments of a supported type are read by their own reader and
-cited as ``mail.eml › report.pdf`` (with their pages and headings).
+are documents of their own inside the file (:attr:`Section.part`): cited as
+``mail.eml › report.pdf`` with their own title, pages and headings, listed under the e-mail.
+A mailbox's messages are each such a document (``club.mbox › Choir rehearsal``).
 """
 
 from __future__ import annotations
@@ -14,16 +16,22 @@ import mailbox
 import os
 import tempfile
 from email import policy
+from collections import Counter
 from email.message import EmailMessage
 from pathlib import Path
 
-from tpdqa.ingest.base import FORMATS, Section, UnusableFile, reads
+from tpdqa.ingest.base import FORMATS, SECTION_SEP, Section, UnusableFile, reads
 
 HEADERS = ("From", "To", "Cc", "Date")
 
 
-def message_sections(message: EmailMessage, prefix: tuple[str, ...] = ()) -> list[Section]:
-    subject = " ".join(str(message.get("Subject") or "").split()) or "(no subject)"
+def subject_of(message: EmailMessage) -> str:
+    return " ".join(str(message.get("Subject") or "").split()) or "(no subject)"
+
+
+def message_sections(message: EmailMessage, part: str | None = None) -> list[Section]:
+    """The message's sections; with ``part`` (a mailbox's message) all of them belong to it."""
+    subject = subject_of(message)
     header = "; ".join(f"{name}: {' '.join(str(message[name]).split())}" for name in HEADERS if message.get(name))
     body_part = message.get_body(preferencelist=("plain", "html"))
     body = ""
@@ -34,18 +42,20 @@ def message_sections(message: EmailMessage, prefix: tuple[str, ...] = ()) -> lis
             body = "\n\n".join(s.text for s in sections)
         else:
             body = content
-    sections = [Section((*prefix, subject), "\n\n".join(p for p in (header, body) if p.strip()))]
-    for part in message.iter_attachments():
-        name = Path(part.get_filename() or "").name
+    sections = [Section((subject,), "\n\n".join(p for p in (header, body) if p.strip()), part=part, part_title=subject)]
+    for attachment in message.iter_attachments():
+        name = Path(attachment.get_filename() or "").name
         reader = FORMATS.get(Path(name).suffix.lower())
         if not name or reader is None or Path(name).suffix.lower() in (".eml", ".mbox"):
             continue
         try:
-            data = part.get_payload(decode=True) or b""
-            attached, _ = _read(reader, data)
+            data = attachment.get_payload(decode=True) or b""
+            attached, title = _read(reader, data)
         except UnusableFile:
             continue  # an unreadable attachment: the message itself is still indexed
-        sections += [Section((*prefix, name, *s.headings), s.text, s.page) for s in attached]
+        inner = SECTION_SEP.join(p for p in (part, name) if p)
+        sections += [Section((*((subject,) if part else ()), name, *s.headings), s.text, s.page, part=inner,
+                             part_title=title or name) for s in attached]
     return sections
 
 
@@ -69,18 +79,20 @@ def read_eml(data: bytes):
 
 @reads(".mbox")
 def read_mbox(data: bytes):
-    """Each message under its subject (and date, which tells replies apart)."""
+    """Each message a document of the file, under its subject."""
     handle, path = tempfile.mkstemp(suffix=".mbox")  # mailbox reads files only
     try:
         with os.fdopen(handle, "wb") as out:
             out.write(data)
         box = mailbox.mbox(path, create=False)
-        sections = []
+        sections, seen = [], Counter()
         for raw in box:
             message = email.message_from_bytes(raw.as_bytes(), policy=policy.default)
             if not message.keys():
                 continue
-            sections += message_sections(message)
+            subject = subject_of(message)
+            seen[subject] += 1  # the same subject twice stays two documents
+            sections += message_sections(message, subject if seen[subject] == 1 else f"{subject} ({seen[subject]})")
         box.close()
     finally:
         os.unlink(path)

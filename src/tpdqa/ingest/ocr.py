@@ -9,8 +9,11 @@ The languages come from the ``ocr_languages`` setting, set for each file by
 
 from __future__ import annotations
 
+import contextvars
 import os
 import re
+from collections.abc import Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextvars import ContextVar
 from typing import Any
 
@@ -20,6 +23,7 @@ OCR_LANGUAGES: ContextVar[str] = ContextVar("ocr_languages", default="fra+eng")
 INSTALL = "sudo apt-get install tesseract-ocr tesseract-ocr-fra tesseract-ocr-eng"
 DPI = 300  # what Tesseract reads best; a scan's own resolution is kept when it says more
 MIN_TEXT_LAYER = 20  # letters: a page with fewer has no real text layer (a scan, at most a stamped number)
+MAX_WORKERS = 4  # pages read at once: each holds a rendered page (~9 MB) and a Tesseract process (~100 MB)
 
 
 class NoTesseract(UnusableFile):
@@ -30,14 +34,36 @@ def has_text(text: str) -> bool:
     return len(re.findall(r"[^\W\d_]", text)) >= MIN_TEXT_LAYER
 
 
-def ocr_image(image: Any, what: str = "the image") -> str:
-    """The text of a PIL image; :class:`NoTesseract` (with the command that fixes it) when
-    Tesseract or one of the languages is missing."""
-    import pytesseract
+def ocr_pages(images: Iterable[tuple[str, Any]]) -> list[str]:
+    """The text of each (what, PIL image), in order, read by one Tesseract process per core
+    side by side; the images are taken from ``images`` (a generator rendering pages) a
+    batch at a time, and after each batch the parsing child's time budget starts again
+    (:func:`tpdqa.sandbox.keep_alive`): ``parse_timeout`` bounds a page, not a long scan.
+    :class:`NoTesseract` (with the command that fixes it) when Tesseract or a language is missing."""
+    from tpdqa.sandbox import keep_alive
 
     # Tesseract's OpenMP threads fight each other on few cores: one thread read a page in 2.8 s
-    # here, the default took 21.7 s (docs/evaluation.md). Pages are many; they are read in turn.
+    # here, the default took 21.7 s (docs/evaluation.md); pages in parallel use the cores instead.
     os.environ.setdefault("OMP_THREAD_LIMIT", "1")
+    workers = max(1, min(len(os.sched_getaffinity(0)), MAX_WORKERS))
+    texts: list[str] = []
+    with ThreadPoolExecutor(workers) as pool:
+        batch: list[Future] = []
+        for what, image in images:
+            # Each task runs in a copy of this context: worker threads would not see OCR_LANGUAGES.
+            batch.append(pool.submit(contextvars.copy_context().run, ocr_image, image, what))
+            if len(batch) == workers:
+                texts += [f.result() for f in batch]
+                batch = []
+                keep_alive()
+        texts += [f.result() for f in batch]
+    return texts
+
+
+def ocr_image(image: Any, what: str = "the image") -> str:
+    """The text of one PIL image (see :func:`ocr_pages`)."""
+    import pytesseract
+
     languages = OCR_LANGUAGES.get()
     try:
         return pytesseract.image_to_string(image.convert("L"), lang=languages)

@@ -9,7 +9,7 @@ from collections import Counter
 
 from tpdqa.ingest.base import (Section, UnusableFile, _END, clean_text, fold_title, keyed_rows, looks_like_title,
                                reads)
-from tpdqa.ingest.ocr import DPI, NoTesseract, has_text, ocr_image
+from tpdqa.ingest.ocr import DPI, NoTesseract, has_text, ocr_pages
 
 
 @reads(".pdf")
@@ -91,17 +91,17 @@ def with_ocr(data: bytes, pages: list[str]) -> list[str]:
 
     document = pypdfium2.PdfDocument(data)
     pages = list(pages)
-    try:
-        for i in blank:
-            image = document[i].render(scale=DPI / 72).to_pil()
-            try:
-                pages[i] = ocr_image(image, f"page {i + 1}")
-            except NoTesseract:
-                if len(blank) == len(pages):
-                    raise
-                pages[i] = ""  # the pages with text are still worth indexing
+    try:  # PDFium is not thread-safe: pages are rendered here, one at a time, as OCR takes them
+        rendered = ((f"page {i + 1}", document[i].render(scale=DPI / 72).to_pil()) for i in blank)
+        texts = ocr_pages(rendered)
+    except NoTesseract:
+        if len(blank) == len(pages):
+            raise
+        texts = [""] * len(blank)  # the pages with text are still worth indexing
     finally:
         document.close()
+    for i, text in zip(blank, texts):
+        pages[i] = text
     return pages
 
 
