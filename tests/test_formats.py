@@ -307,6 +307,22 @@ def test_an_email_has_its_headers_first_and_its_attachment_as_its_own_cited_part
         ("Choir rehearsal", "Choir rehearsal"), ("Bakery order", "Bakery order")}
 
 
+def test_an_attachment_over_the_configured_limits_is_skipped_and_its_message_kept(office):
+    from tpdqa.ingest import load_bytes
+    from tpdqa.sandbox import Limits
+
+    message = EmailMessage()
+    message["Subject"], message["From"] = "Minutes attached", "clerk@town.example"
+    message.set_content("The minutes of the council are attached.")
+    message.add_attachment((office / "report.docx").read_bytes(), maintype="application", subtype="octet-stream",
+                           filename="report.docx")
+    data = bytes(message)
+    parts = {d.metadata.get("part") for d in load_bytes(data, "minutes.eml")}
+    assert parts == {None, "report.docx"}
+    small = load_bytes(data, "minutes.eml", Limits(max_unpacked_mb=0.01))  # the docx unpacks to more
+    assert {d.metadata.get("part") for d in small} == {None} and "minutes of the council" in small[0].page_content
+
+
 def test_questions_on_each_type_are_answered_with_the_row_slide_or_message_that_holds_them(office, tmp_path):
     """The default answerer. (It refuses "When does the crane arrive?" — a weekday is no date to
     it — and "How much money goes to the roads?", whose row says "Amount"; the reader answers

@@ -347,3 +347,20 @@ def test_index_searchable_only_loads_the_fastest_encoder_and_a_later_run_complet
     assert stats["unchanged"] == 1 and stats["embedded"] > 0 and stats["complete_s"] > 0  # read again, completed
     assert "complete · embedding" in second.stderr
     assert Assistant(documents_dir=corpus_dir, index_dir=tmp_path / "index").store.phases() == (1, 1, 1)
+
+
+def test_the_local_store_keeps_each_text_once_and_every_list_still_returns_it(corpus_dir, tmp_path):
+    """The Chroma collections hold vectors and the two fields searches filter on; the text and
+    metadata come back from the BM25 index (three encoders no longer mean three copies)."""
+    qa = Assistant(documents_dir=corpus_dir, index_dir=tmp_path / "index")
+    qa.index()
+    for model in qa.settings.embedding_models:
+        stored = qa.store.dense(model)._collection.get(include=["documents", "metadatas"])
+        assert stored["ids"] and all(text is None for text in stored["documents"]), model
+        assert all(set(m) == {"collection", "source"} for m in stored["metadatas"]), model
+    lists = qa.retriever.ranked_lists("Quel pays domine la production de puces mémoire ?", "fr")
+    for name, hits in lists.items():
+        doc = hits[0][0]
+        assert doc.page_content and doc.metadata["source"] == "tpd-asie-2025.txt" and doc.metadata["lang"] == "fr", name
+    answer = qa.ask("Quel pays domine la production de puces mémoire ?")
+    assert "Corée du Sud" in answer.citations[0].quote and answer.citations[0].title

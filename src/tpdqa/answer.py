@@ -95,12 +95,21 @@ def section_path(metadata: dict[str, Any]) -> str:
 
 
 class RetrievedChunk(BaseModel):
+    """One retrieved passage: where it is, and its fused retrieval score."""
+
     id: str
-    source: str
+    source: str = Field(description="Document path relative to the documents folder.")
     text: str
-    score: float
+    score: float = Field(description="Fused retrieval score (higher is closer).")
     page: int | None = None
     lang: str | None = None
+    section: str | None = Field(None, description="Where in the document: 'file.docx › Heading › Subheading'.")
+
+    @classmethod
+    def of(cls, doc: Document) -> RetrievedChunk:
+        return cls(id=doc.id or doc.metadata.get("chunk_id", ""), source=doc.metadata.get("source", ""),
+                   text=doc.page_content, score=float(doc.metadata.get("score", 0.0)), page=doc.metadata.get("page"),
+                   lang=doc.metadata.get("lang"), section=section_path(doc.metadata) or None)
 
 
 class Answer(BaseModel):
@@ -145,17 +154,7 @@ def join_quoted(text: str, sentences: list[str]) -> str:
 
 
 def retrieved_chunks(docs: list[Document]) -> list[RetrievedChunk]:
-    return [
-        RetrievedChunk(
-            id=d.id or d.metadata.get("chunk_id", ""),
-            source=d.metadata.get("source", ""),
-            text=d.page_content,
-            score=float(d.metadata.get("score", 0.0)),
-            page=d.metadata.get("page"),
-            lang=d.metadata.get("lang"),
-        )
-        for d in docs
-    ]
+    return [RetrievedChunk.of(d) for d in docs]
 
 
 class ExtractiveAnswerer:

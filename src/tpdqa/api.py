@@ -20,10 +20,9 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from langchain_core.documents import Document
 from pydantic import BaseModel, Field
 
-from tpdqa.answer import Answer, section_path
+from tpdqa.answer import Answer, RetrievedChunk
 from tpdqa.assistant import (Assistant, DocumentError, DocumentExists, DocumentNotFound, DocumentTooLarge,
                              NoDocuments, QuestionError, explain)
 from tpdqa.ingest import collection_of
@@ -77,21 +76,8 @@ class Turn(BaseModel):
     content: str
 
 
-class Passage(BaseModel):
-    """One retrieved passage: where it is, and its fused retrieval score."""
-
-    id: str
-    source: str = Field(description="Document path relative to the documents folder.")
-    section: str | None = Field(None, description="Where in the document: 'file.docx › Heading › Subheading'.")
-    page: int | None = None
-    score: float = Field(description="Fused retrieval score (higher is closer).")
-    text: str
-
-    @classmethod
-    def of(cls, doc: Document) -> Passage:
-        return cls(id=doc.id or doc.metadata.get("chunk_id", ""), source=doc.metadata.get("source", ""),
-                   section=section_path(doc.metadata) or None, page=doc.metadata.get("page"),
-                   score=float(doc.metadata.get("score", 0.0)), text=doc.page_content)
+class Passage(RetrievedChunk):
+    """One retrieved passage: where it is, and its fused retrieval score (``Passage.of(doc)``)."""
 
 
 class Cited(BaseModel):

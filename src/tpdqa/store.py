@@ -2,11 +2,13 @@
 
 What lives there:
 
-- ``chroma/``: one Chroma collection per embedding model (or the same collections on
-  a ``chroma run`` server when ``chroma_url`` is set);
+- ``chroma/``: one Chroma collection per embedding model, vectors only (the texts are in
+  ``bm25.sqlite``: :mod:`tpdqa.vectors`), or the same collections, texts included, on a
+  ``chroma run`` server when ``chroma_url`` is set;
 - ``records.sqlite``: LangChain's indexing records (``SQLRecordManager``), one
   namespace per collection and one for the BM25 index, plus the file manifest;
-- ``bm25.sqlite``: the lexical index (:mod:`tpdqa.lexical`);
+- ``bm25.sqlite``: the lexical index (:mod:`tpdqa.lexical`), which also holds every chunk's
+  text and metadata once: dense hits are read back from it by id;
 - ``sentences.sqlite``: each chunk's quotable sentences and their vectors, and word
   vectors, for the answerer (:mod:`tpdqa.sentences`);
 - ``write.lock``: held by the one process that indexes (CLI, chat, a second server);
@@ -191,10 +193,14 @@ class Store:
         return self._client
 
     def dense(self, model: str):
-        """The langchain-chroma store of one embedding model (cosine space)."""
+        """The langchain-chroma store of one embedding model (cosine space); locally, vectors
+        only (:mod:`tpdqa.vectors`: the texts are in the BM25 index)."""
         with self._lock:
             if model not in self._dense:
-                from langchain_chroma import Chroma
+                if self.settings.chroma_url:
+                    from langchain_chroma import Chroma
+                else:
+                    from tpdqa.vectors import VectorsOnlyChroma as Chroma
 
                 self._dense[model] = Chroma(
                     collection_name=collection_name(model),
@@ -604,8 +610,20 @@ class Store:
         # No count() first: Chroma returns fewer hits from a small or empty collection, and at
         # 100k chunks a count took longer than the search.
         with self._searches.shared():
-            hits = self.dense(model).similarity_search_by_vector_with_relevance_scores(vector, k=k, filter=where)
-        return [(doc, 1.0 - float(distance)) for doc, distance in hits]
+            found = self.dense(model)._collection.query(query_embeddings=[vector], n_results=k, where=where,
+                                                         include=["documents", "metadatas", "distances"])
+        ids, texts, metadatas, distances = (found[key][0] for key in ("ids", "documents", "metadatas", "distances"))
+        # Texts and metadata from the BM25 index, which holds every chunk once (a vectors-only
+        # collection has none); a server's chunk this process never indexed keeps Chroma's.
+        stored = {doc.id: doc for doc in self.lexical.get(ids)}
+        hits = []
+        for chunk_id, text, metadata, distance in zip(ids, texts, metadatas, distances):
+            doc = stored.get(chunk_id)
+            if doc is None and text is not None:
+                doc = Document(id=chunk_id, page_content=text, metadata=metadata or {})
+            if doc is not None:
+                hits.append((doc, 1.0 - float(distance)))
+        return hits
 
     def models_loaded(self) -> list[str]:
         return [m for m in self.settings.embedding_models if get_embeddings(m).loaded]

@@ -27,8 +27,8 @@ from typing import Any
 
 from langchain_core.documents import Document
 
-from tpdqa.ingest.base import FORMATS, SECTION_SEP, Section, UnusableFile, clean_text, decode_text, keyed_rows
-from tpdqa.ingest.ocr import OCR_LANGUAGES
+from tpdqa.ingest.base import (FORMATS, READING_LIMITS, SECTION_SEP, Section, UnusableFile, clean_text, decode_text,
+                               keyed_rows)
 from tpdqa.ingest.chunking import ParagraphSentenceSplitter, chunk_body, chunk_documents, chunk_id
 from tpdqa.language import guess_lang
 from tpdqa.sandbox import Limits, OverLimit, ParseFailure, check_archive, check_size, sandbox
@@ -180,11 +180,11 @@ def load_bytes(data: bytes, source: str, limits: Limits | None = None) -> list[D
     limits = limits or Limits()
     if FORMATS[suffix].archive:
         check_archive(data, limits)
-    languages = OCR_LANGUAGES.set(limits.ocr_languages)
+    reading = READING_LIMITS.set(limits)
     try:
         sections, title = FORMATS[suffix].read(data)
     finally:
-        OCR_LANGUAGES.reset(languages)
+        READING_LIMITS.reset(reading)
     sections = [Section(s.headings, clean_text(s.text), s.page, s.part, s.part_title) for s in sections]
     sections = [s for s in sections if s.text]
     if not sections:

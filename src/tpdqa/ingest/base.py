@@ -13,12 +13,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
+
+from tpdqa.sandbox import Limits
 
 # cp1252 before latin-1: it decodes the same bytes except 0x80-0x9f, where it has
 # the curly quotes and euro sign that Windows files actually contain.
 TEXT_ENCODINGS = ("utf-8-sig", "cp1252", "latin-1")
 SECTION_SEP = " › "
+
+
+# The limits of the file being read, set by ``load_bytes`` for each file: for readers that
+# open files inside it (an e-mail's attachments) or need a setting (OCR's languages).
+READING_LIMITS: ContextVar[Limits] = ContextVar("reading_limits", default=Limits())
 
 
 class UnusableFile(Exception):

@@ -20,7 +20,8 @@ from collections import Counter
 from email.message import EmailMessage
 from pathlib import Path
 
-from tpdqa.ingest.base import FORMATS, SECTION_SEP, Section, UnusableFile, reads
+from tpdqa.ingest.base import FORMATS, READING_LIMITS, SECTION_SEP, Section, UnusableFile, reads
+from tpdqa.sandbox import OverLimit, check_archive
 
 HEADERS = ("From", "To", "Cc", "Date")
 
@@ -51,8 +52,8 @@ def message_sections(message: EmailMessage, part: str | None = None) -> list[Sec
         try:
             data = attachment.get_payload(decode=True) or b""
             attached, title = _read(reader, data)
-        except UnusableFile:
-            continue  # an unreadable attachment: the message itself is still indexed
+        except (UnusableFile, OverLimit):
+            continue  # an unreadable or oversized attachment: the message itself is still indexed
         inner = SECTION_SEP.join(p for p in (part, name) if p)
         sections += [Section((*((subject,) if part else ()), name, *s.headings), s.text, s.page, part=inner,
                              part_title=title or name) for s in attached]
@@ -62,9 +63,7 @@ def message_sections(message: EmailMessage, part: str | None = None) -> list[Sec
 def _read(reader, data: bytes):
     """An attachment read as a file of its type would be (a zip container's size checked first)."""
     if reader.archive:
-        from tpdqa.sandbox import Limits, check_archive
-
-        check_archive(data, Limits())
+        check_archive(data, READING_LIMITS.get())  # the configured limits, as for the e-mail itself
     return reader.read(data)
 
 

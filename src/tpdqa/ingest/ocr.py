@@ -3,8 +3,8 @@
 through pytesseract. No format of its own: :mod:`~tpdqa.ingest.pdf` and
 :mod:`~tpdqa.ingest.images` call it.
 
-The languages come from the ``ocr_languages`` setting, set for each file by
-:func:`tpdqa.ingest.load_bytes` (a context variable: the parsing child reads files one at a time).
+The languages come from the ``ocr_languages`` setting, in the file's limits that
+:func:`tpdqa.ingest.load_bytes` sets (:data:`~tpdqa.ingest.base.READING_LIMITS`).
 """
 
 from __future__ import annotations
@@ -14,12 +14,10 @@ import os
 import re
 from collections.abc import Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextvars import ContextVar
 from typing import Any
 
-from tpdqa.ingest.base import UnusableFile
+from tpdqa.ingest.base import READING_LIMITS, UnusableFile
 
-OCR_LANGUAGES: ContextVar[str] = ContextVar("ocr_languages", default="fra+eng")
 INSTALL = "sudo apt-get install tesseract-ocr tesseract-ocr-fra tesseract-ocr-eng"
 DPI = 300  # what Tesseract reads best; a scan's own resolution is kept when it says more
 MIN_TEXT_LAYER = 20  # letters: a page with fewer has no real text layer (a scan, at most a stamped number)
@@ -50,7 +48,7 @@ def ocr_pages(images: Iterable[tuple[str, Any]]) -> list[str]:
     with ThreadPoolExecutor(workers) as pool:
         batch: list[Future] = []
         for what, image in images:
-            # Each task runs in a copy of this context: worker threads would not see OCR_LANGUAGES.
+            # Each task runs in a copy of this context: worker threads would not see READING_LIMITS.
             batch.append(pool.submit(contextvars.copy_context().run, ocr_image, image, what))
             if len(batch) == workers:
                 texts += [f.result() for f in batch]
@@ -64,7 +62,7 @@ def ocr_image(image: Any, what: str = "the image") -> str:
     """The text of one PIL image (see :func:`ocr_pages`)."""
     import pytesseract
 
-    languages = OCR_LANGUAGES.get()
+    languages = READING_LIMITS.get().ocr_languages
     try:
         return pytesseract.image_to_string(image.convert("L"), lang=languages)
     except pytesseract.TesseractNotFoundError as exc:
