@@ -74,14 +74,15 @@ def quotable_units(text: str, lang: str) -> list[str]:
     run: list[str] = []
     for line in text.split("\n"):
         stripped = line.strip()
-        if stripped and len(stripped) < 60 and stripped[-1] not in ".!?:;»\"" and not is_row(stripped):
+        row = bool(stripped) and is_row(stripped)
+        if stripped and len(stripped) < 60 and stripped[-1] not in ".!?:;»\"" and not row:
             run.append(stripped)
             continue
         if run:
             units.append("\n".join(run))
             run = []
         if stripped:
-            units.extend([stripped] if is_row(stripped) else split_sentences(stripped, lang))
+            units.extend([stripped] if row else split_sentences(stripped, lang))
     if run:
         units.append("\n".join(run))
     return units

@@ -347,9 +347,9 @@ class Store:
         destinations = self._destinations()
         second = [d for d in destinations if isinstance(d[2], str) and d[2] in later]
         first = [d for d in destinations if d not in second]
+        check = interrupted or not same_setup
         for label, namespace, target in first:
-            self._index_into(chunks, f"{SEARCHABLE} · {label}", namespace, target, gone, interrupted or not same_setup,
-                             stats, progress)
+            self._index_into(chunks, f"{SEARCHABLE} · {label}", namespace, target, gone, check, stats, progress)
         for _, namespace, target in second:  # gone and replaced text must not be found meanwhile
             self._drop_stale(self.records(namespace), self.dense(target), chunks, loaded.sources, gone)
         now = time.time()
@@ -368,9 +368,8 @@ class Store:
         stats.seconds = stats.searchable_s = time.perf_counter() - started
 
         if second and not searchable_only:
-            for label, namespace, target in second:
-                self._index_into(chunks, f"{COMPLETE} · {label}", namespace, target, gone,
-                                 interrupted or not same_setup, stats, progress)
+            for label, namespace, target in second:  # gone files: already dropped above
+                self._index_into(chunks, f"{COMPLETE} · {label}", namespace, target, [], check, stats, progress)
             with self._lock, self._manifest:
                 self._manifest.executemany("UPDATE tpdqa_files SET complete = 1 WHERE source = ?",
                                            [(s,) for s in loaded.sources])
