@@ -222,6 +222,83 @@ def bench_size(size: int, texts: list[str], questions: list[tuple[str, str]], mo
     report(label, "index on disk", round(disk / 1e6, 1), "MB")
 
 
+class Precomputed:
+    """Vectors read back from a finished index, served to a new sync as a cluster's encoders
+    would serve them (:mod:`tpdqa.cluster`): what is left is the single writer's own work."""
+
+    parse = None  # files are parsed here (timed apart)
+
+    def __init__(self, vectors: dict[str, dict[str, object]], units: dict[str, list[str]]) -> None:
+        self._vectors, self._units, self.missing = vectors, units, 0
+
+    def units(self, chunks) -> dict[str, list[str]]:
+        self.missing += sum(c.id not in self._units for c in chunks)
+        return self._units
+
+    def vectors(self, model: str, texts: list[str], progress=None) -> dict:
+        known = self._vectors.get(model, {})
+        self.missing += sum(t not in known for t in set(texts))
+        return known
+
+
+def index_vectors(documents: Path, index: Path, models: list[str]) -> tuple[dict[str, dict[str, object]],
+                                                                           dict[str, list[str]]]:
+    """text -> vector of every model in a finished index (the sentence store's too), and each
+    chunk's units (chunk id -> sentences)."""
+    import sqlite3
+
+    import numpy as np
+
+    from tpdqa import Assistant
+    from tpdqa.settings import USE_MODEL
+
+    qa = Assistant(documents_dir=documents, index_dir=index, embedding_models=models)
+    store = qa.store
+    text_of = {d.id: d.page_content for d in store.lexical.get(sorted(store.lexical.ids()))}
+    out: dict[str, dict[str, object]] = {}
+    for model in models:
+        collection, vectors = store.dense(model)._collection, out.setdefault(model, {})
+        for offset in range(0, collection.count(), 1000):
+            got = collection.get(include=["embeddings"], limit=1000, offset=offset)
+            vectors.update((text_of[i], v) for i, v in zip(got["ids"], got["embeddings"]))
+    judge, units_of = out.setdefault(USE_MODEL, {}), {}
+    with sqlite3.connect(index / "sentences.sqlite") as db:
+        for chunk_id, units, blob in db.execute("SELECT chunk_id, units, vectors FROM sentences"):
+            units = units_of[chunk_id] = json.loads(units)
+            if units:
+                judge.update(zip(units, np.frombuffer(blob, dtype=np.float16).reshape(len(units), -1).astype(np.float32)))
+        judge.update((w, np.frombuffer(b, dtype=np.float16).astype(np.float32))
+                     for w, b in db.execute("SELECT word, vector FROM words"))
+    qa.store.close()
+    return out, units_of
+
+
+def bench_writer(label: str, work: Path, models: list[str]) -> None:
+    """The single writer's ceiling: chunks/s a sync writes (records, BM25, sentence store,
+    Chroma) when every vector comes precomputed, as with ``tpdqa index --ray``."""
+    from tpdqa import Assistant
+    from tpdqa.ingest import load_folder
+
+    documents, index = work / label / "documents", work / label / "index"
+    vectors, units = index_vectors(documents, index, models)
+    qa = Assistant(documents_dir=documents, index_dir=work / label / "writer-index", embedding_models=models)
+    shutil.rmtree(qa.settings.index_dir, ignore_errors=True)
+    qa = Assistant(documents_dir=documents, index_dir=work / label / "writer-index", embedding_models=models)
+    started = time.perf_counter()
+    load_folder(documents, chunking=(qa.settings.chunk_size, qa.settings.chunk_overlap))
+    parsing = time.perf_counter() - started
+    cluster = Precomputed(vectors, units)
+    started = time.perf_counter()
+    stats = qa.index(cluster=cluster)
+    seconds = time.perf_counter() - started
+    report(label, "writer: texts and chunks not precomputed", cluster.missing)
+    report(label, "writer: models loaded", ",".join(qa.store.models_loaded()) or "none")
+    report(label, "writer: parse and chunk", round(len(list(documents.rglob('*.txt'))) / parsing, 1), "files/s")
+    report(label, "writer ceiling (vectors precomputed)", round(stats.chunks / max(1e-9, seconds - parsing), 1),
+           "chunks/s")
+    qa.store.close()
+
+
 SERVE_CLIENT = r"""
 import json, sys, time
 from concurrent.futures import ThreadPoolExecutor
@@ -339,6 +416,11 @@ def main() -> int:
     parser.add_argument("--serve", action="store_true",
                         help="also time 1, 4 and 16 concurrent clients of the page's /ask and of /api/v1/ask, and "
                              "the REST door's overhead over Assistant.ask")
+    parser.add_argument("--writer", action="store_true",
+                        help="then the single writer's ceiling at each size: a new index written from the finished "
+                             "one's vectors (as tpdqa index --ray gets them from a cluster), chunks/s")
+    parser.add_argument("--writer-only", action="store_true",
+                        help="only the writer's ceiling, from indexes a previous run left in --work")
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args()
 
@@ -350,9 +432,12 @@ def main() -> int:
                        "date": time.strftime("%Y-%m-%d %H:%M")}
     for size in sizes:
         cached = size > args.uncached
-        if cached:
-            use_vector_cache(models, args.work / "vector-cache")
-        bench_size(size, texts, questions, models, args.work, cached=cached)
+        if not args.writer_only:
+            if cached:
+                use_vector_cache(models, args.work / "vector-cache")
+            bench_size(size, texts, questions, models, args.work, cached=cached)
+        if args.writer or args.writer_only:
+            bench_writer(f"{size // 1000}k", args.work, models)
     if args.serve:
         bench_serve(args.work, models)
     if args.json:

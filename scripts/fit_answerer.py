@@ -57,7 +57,9 @@ def fit(rows: list[dict], c: float = 1.0) -> dict:
 
     from tpdqa import answer
 
-    read = rows[0]["found"].read  # fitted with the reader's columns (the READER_* weights)
+    read = any(r["found"].read for r in rows)  # fitted with the reader's columns (the READER_* weights)
+    # questions the reader did not read (another language than their first passage) keep the off weights
+    rows = [r for r in rows if r["found"].read == read]
     prefix = "READER_" if read else ""
     names = [*answer.QUESTION_FEATURES, *(answer.READER_QUESTION_FEATURES if read else ())]
     positive = [r for r in rows if r["answerable"] and r["labels"].any()]

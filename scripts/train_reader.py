@@ -89,6 +89,20 @@ NEGATIONS = {"is": "isn't", "was": "wasn't", "are": "aren't", "were": "weren't",
              "do": "don't", "can": "can't", "could": "couldn't", "has": "hasn't", "had": "hadn't",
              "have": "haven't", "will": "won't", "would": "wouldn't", "should": "shouldn't"}
 AUXILIARY = re.compile(r"^((?:What|Which|Who|Whom|Where|When|How|Why)\b[^?]*?\b)(%s)\b(?! not)" % "|".join(NEGATIONS))
+# French: the first of these verbs after the question word, with its inverted pronoun ("a-t-il"), put
+# between "ne" and "pas" ("Quand a-t-il été fondé ?" -> "Quand n'a-t-il pas été fondé ?")
+FRENCH_VERBS = "est|était|sont|étaient|a|ont|avait|avaient|fut|furent|peut|peuvent|doit|fait|font|devient|permet"
+FRENCH_AUXILIARY = re.compile(
+    r"^((?:Qu(?:e|el|elle|els|elles|i|oi)|Quand|Où|Comment|Combien|Pourquoi|Lequel|Laquelle)\b[^?]*?)"
+    r"\b(%s)((?:-t)?-(?:il|elle|ils|elles|on))?\b(?! pas| jamais)" % FRENCH_VERBS, re.IGNORECASE)
+
+
+def negate_french(question: str) -> str:
+    def negated(m: re.Match) -> str:
+        verb = m.group(2)
+        ne = "n'" if verb[0].lower() in "aeéiou" else "ne "
+        return f"{m.group(1)}{ne}{verb}{m.group(3) or ''} pas"
+    return FRENCH_AUXILIARY.sub(negated, question, count=1)
 
 
 def near_miss_question(question: str, context: str, article_text: str, rng: random.Random) -> str | None:
@@ -106,6 +120,8 @@ def near_miss_question(question: str, context: str, article_text: str, rng: rand
             if others:
                 options.append(question[:match.start()] + rng.choice(others) + question[match.end():])
     negated = AUXILIARY.sub(lambda m: m.group(1) + NEGATIONS[m.group(2)], question, count=1)
+    if negated == question:
+        negated = negate_french(question)
     if negated != question:
         options.append(negated)
     return rng.choice(options) if options else None
@@ -148,6 +164,11 @@ def examples(chosen: list[tuple[int, dict]], rng: random.Random, near_miss: floa
     return out
 
 
+def is_french(example: Example) -> bool:
+    """PIAF's examples (article indices from 1000, see ``articles``)."""
+    return int(example.qid.split("-", 1)[0]) >= 1000
+
+
 def validation_examples(args, split: dict | None = None) -> list[Example]:
     """The fixed validation sample (fit articles kept out of training)."""
     split = split or articles(args.data)
@@ -186,7 +207,7 @@ def evaluate(net, tokenizer, chosen: list[Example], max_tokens: int, batch: int 
     from tpdqa.reader import best_span, words_of
 
     net.eval()
-    margins, answerable, hits = [], [], []
+    margins, answerable, hits, hit_french = [], [], [], []
     rng = random.Random(0)
     with torch.inference_mode():
         for start in range(0, len(chosen), batch):
@@ -201,11 +222,20 @@ def evaluate(net, tokenizer, chosen: list[Example], max_tokens: int, batch: int 
                     spans = words_of(example.passage)
                     a, b = spans[pair.owners[i - pair.offset]][0], spans[pair.owners[j - pair.offset]][1]
                     hits.append(a < example.answer[1] and b > example.answer[0])
+                    hit_french.append(is_french(example))
     net.train()
     m, labels = np.array(margins), np.array(answerable)
+    french, hit_french = np.array([is_french(e) for e in chosen]), np.array(hit_french, dtype=bool)
     if threshold is None:
         threshold = best_threshold(m, labels)
-    return {"n": len(chosen), "answerable": int(labels.sum()),
+    by_language = {}
+    if french.any() and (~french).any():  # the weak side (French) seen apart
+        for name, rows, hit_rows in (("fr", french, hit_french), ("en", ~french, ~hit_french)):
+            by_language[name] = {"n": int(rows.sum()),
+                                 "span_overlaps_gold": round(float(np.mean(np.array(hits)[hit_rows])), 4)
+                                 if hit_rows.any() else None,
+                                 "answer_vs_null_auc": round(auc(m[rows], labels[rows]), 4)}
+    return {"n": len(chosen), "answerable": int(labels.sum()), **({"by_language": by_language} if by_language else {}),
             "span_overlaps_gold": round(float(np.mean(hits)), 4) if hits else None,
             "answer_vs_null_auc": round(auc(m, labels), 4), "threshold": round(float(threshold), 3),
             "accuracy": round(float(np.mean((m > threshold) == labels)), 4),
@@ -246,6 +276,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--synthetic", type=float, default=0.0,
                         help="share of answerable questions also changed into a near miss on their own paragraph "
                              "(a swapped name, year or number; a negation)")
+    parser.add_argument("--french-repeat", type=int, default=1,
+                        help="draw PIAF's near misses and synthetic questions this many times (a French-weighted pass)")
+    parser.add_argument("--english-share", type=float, default=1.0, help="share of the English examples kept")
     parser.add_argument("--init", type=Path, help="start from this model.pt (a previous run) instead of e5's layers")
     parser.add_argument("--limit", type=int, help="at most this many training examples (a quick run)")
     parser.add_argument("--validation", type=int, default=800, help="validation examples (a fixed sample)")
@@ -277,6 +310,15 @@ def main(argv: list[str] | None = None) -> int:
     split = articles(args.data)
     rng = random.Random(args.seed)
     train = examples(split["train"], rng, args.near_miss, args.other, args.synthetic)
+    if args.french_repeat > 1 or args.english_share < 1:
+        # a pass weighted towards French: PIAF's examples drawn again (gold spans again, other near misses
+        # and synthetic questions each time), a share of the English ones kept so English is not forgotten
+        french = [e for e in train if is_french(e)]
+        for _ in range(args.french_repeat - 1):
+            french += [e for e in examples(split["train"], rng, args.near_miss, args.other, args.synthetic)
+                       if is_french(e)]
+        english = [e for e in train if not is_french(e)]
+        train = french + rng.sample(english, round(len(english) * args.english_share))
     validation = validation_examples(args, split)
     rng.shuffle(train)
     if args.limit:

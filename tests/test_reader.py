@@ -130,3 +130,12 @@ def test_reader_off_is_the_default_answerer_without_it(two_subjects):
     with pytest.raises(FileNotFoundError, match="no such reader"):
         Assistant(documents_dir=two_subjects.settings.documents_dir, index_dir=two_subjects.settings.index_dir,
                   reader="/nowhere/reader.pt").answerer
+
+
+def test_a_question_in_another_language_than_its_passage_is_answered_without_the_reader(two_subjects):
+    """The reader learned same-language pairs (its margins on an English question and a French
+    passage say "no answer"): such a question is answered as with the reader off, from the
+    French page, not refused."""
+    answer = two_subjects.ask("How long is the Île de Ré bridge?")
+    assert not answer.refused, answer.text
+    assert answer.citations[0].source == "pont.txt" and answer.citations[0].span is None

@@ -171,7 +171,7 @@ class ExtractiveAnswerer:
         # fitted for the answerer with or without it.
         self.embeddings = embeddings
         self._reader = reader  # a Reader, a Future of one (loading beside the first retrieval), or None
-        self.min_support = min_support if min_support is not None else MIN_SUPPORT[reader is not None]
+        self.min_support = min_support  # None: MIN_SUPPORT of the question's path (read or not)
         self.max_sentences = max_sentences
         self.evidence_chunks = evidence_chunks
         self.sentences = sentences
@@ -192,7 +192,7 @@ class ExtractiveAnswerer:
         scores = found.sentence_scores()
         best = found.best(scores)
         support = found.answer_probability(best, scores)
-        if support < self.min_support:
+        if support < (self.min_support if self.min_support is not None else MIN_SUPPORT[found.read]):
             return Answer.refusal(question, lang, retrieved, support=round(support, 4))
 
         picked = found.answer_sentences(scores, best, self.max_sentences)
@@ -284,13 +284,18 @@ class ExtractiveAnswerer:
         found = Candidates(items=items, features=np.array(rows, dtype=np.float32), meaning=meaning,
                            evidence=evidence, top=top, expansion=bool(_EXPANSION.search(question)))
         if self.reader is not None:
-            self.read(question, docs, found)
+            self.read(question, lang, docs, found)
         return found
 
-    def read(self, question: str, docs: list[Document], found: Candidates) -> None:
+    def read(self, question: str, lang: str, docs: list[Document], found: Candidates) -> None:
         """Adds the reader's columns (READER_FEATURES) to ``found``: it reads the first
         READ_CHUNKS chunks whole (heading line included: the section says what the passage is
-        about) in one batch; a sentence holding a chunk's answer span gets its margin."""
+        about) in one batch; a sentence holding a chunk's answer span gets its margin. It
+        learned same-language pairs: when the first passage is in another language than the
+        question (an English question on a French article), the question is answered as with
+        the reader off."""
+        if not docs or docs[0].metadata.get("lang", lang) != lang:
+            return
         read = min(READ_CHUNKS, len(docs))
         found.readings = dict(enumerate(self.reader.read(question, [d.page_content for d in docs[:read]])))
         found.starts = np.full(len(found.items), -1)

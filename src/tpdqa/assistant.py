@@ -106,11 +106,12 @@ class Assistant:
     def chain(self):
         return build_chain(self.retriever, self.answerer)
 
-    def index(self, progress: Progress | None = None, searchable_only: bool = False) -> IndexStats:
+    def index(self, progress: Progress | None = None, searchable_only: bool = False, cluster: Any = None) -> IndexStats:
         """Bring the index up to date with the documents folder (only changes are embedded);
-        ``searchable_only``: stop after the searchable phase (a later run completes it)."""
+        ``searchable_only``: stop after the searchable phase (a later run completes it);
+        ``cluster``: parse and encode on a Ray cluster (:class:`tpdqa.cluster.RayCluster`)."""
         self.check_folder()  # before the store: a missing folder leaves no empty index behind
-        return self.current_store().sync(progress=progress, searchable_only=searchable_only)
+        return self.current_store().sync(progress=progress, searchable_only=searchable_only, cluster=cluster)
 
     def check_documents(self) -> list[Path]:
         """The files of the documents folder; :class:`NoDocuments` if it does not exist."""

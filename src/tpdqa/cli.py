@@ -51,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="stop once every file is searchable; a later `tpdqa index` (or the server) completes it")
     p_index.add_argument("--watch", action="store_true",
                          help="then keep watching the documents folder and re-index on every change (Ctrl+C stops)")
+    p_index.add_argument("--ray", metavar="ADDRESS",
+                         help="parse and encode on a Ray cluster (auto: the one this machine runs; or HOST:PORT); "
+                              "this process still writes the index. Needs pip install 'tpdqa[ray]'")
 
     p_ask = sub.add_parser("ask", help="answer a question, with numbered sources",
                            description="Answer QUESTION from the documents (indexing them first if needed).",
@@ -165,9 +168,14 @@ def _tqdm_progress():
 
 def cmd_index(args: argparse.Namespace) -> int:
     assistant = _assistant(args)
+    cluster = None
+    if args.ray:
+        from tpdqa.cluster import RayCluster
+
+        cluster = RayCluster(args.ray)
 
     def run() -> None:
-        stats = assistant.index(progress=_tqdm_progress(), searchable_only=args.searchable_only)
+        stats = assistant.index(progress=_tqdm_progress(), searchable_only=args.searchable_only, cluster=cluster)
         if args.json:
             print(json.dumps({**stats.as_dict(), "models_loaded": assistant.store.models_loaded()},
                              ensure_ascii=False), flush=True)

@@ -24,7 +24,7 @@ import re
 import sys
 import threading
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -195,11 +195,13 @@ def resolve_model(name: str) -> str:
 class LazyEmbeddings(Embeddings):
     """Builds the real model on first use, so an unchanged corpus never loads it."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, threads: int | None = None) -> None:
         self.name = name
+        self.threads = threads  # USE's and e5's own thread count (None: their defaults)
         self._model: Embeddings | None = None
         self._lock = threading.Lock()
         self._listener: tuple[int, Callable[[int], None]] | None = None
+        self._known: tuple[int, Mapping[str, Sequence[float]]] | None = None
         self._queries: dict[str, list[float]] = {}  # recent questions, oldest first
         self._queries_lock = threading.Lock()
 
@@ -213,6 +215,16 @@ class LazyEmbeddings(Embeddings):
         finally:
             self._listener = None
 
+    @contextmanager
+    def precomputed(self, vectors: Mapping[str, Sequence[float]]) -> Iterator[None]:
+        """Serve this thread's ``embed_documents`` from ``vectors`` (text -> vector, computed
+        elsewhere: a Ray cluster's encoders, :mod:`tpdqa.cluster`); a text it lacks is encoded here."""
+        self._known = (threading.get_ident(), vectors)
+        try:
+            yield
+        finally:
+            self._known = None
+
     @property
     def loaded(self) -> bool:
         return self._model is not None
@@ -224,7 +236,8 @@ class LazyEmbeddings(Embeddings):
                 target = resolve_model(self.name)
                 try:
                     builder = {USE_MODEL: UniversalSentenceEncoderEmbeddings, E5_MODEL: E5Embeddings}.get(target)
-                    self._model = builder() if builder else _sentence_transformers(target)
+                    options = {"threads": self.threads} if self.threads else {}
+                    self._model = builder(**options) if builder else _sentence_transformers(target)
                 except Exception as exc:  # noqa: BLE001 - re-raised with what to do
                     raise RuntimeError(
                         f"Embedding model '{self.name}' could not be loaded ({exc.__class__.__name__}: {exc}). "
@@ -235,7 +248,13 @@ class LazyEmbeddings(Embeddings):
             return self._model
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        vectors = self.model.embed_documents(texts)
+        known = self._known
+        if known is not None and known[0] == threading.get_ident():
+            missing = list(dict.fromkeys(t for t in texts if t not in known[1]))
+            fresh = dict(zip(missing, self.model.embed_documents(missing))) if missing else {}
+            vectors = [list(map(float, known[1][t])) if t in known[1] else fresh[t] for t in texts]
+        else:
+            vectors = self.model.embed_documents(texts)
         listener = self._listener
         if listener is not None and listener[0] == threading.get_ident():
             listener[1](len(texts))

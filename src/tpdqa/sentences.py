@@ -30,7 +30,8 @@ import json
 import sqlite3
 import threading
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +117,7 @@ class SentenceIndex(DocumentIndex):
     _conn: sqlite3.Connection = PrivateAttr()
     _lock: Any = PrivateAttr(default_factory=threading.RLock)
     _words: dict[str, np.ndarray] = PrivateAttr(default_factory=dict)
+    _known_units: tuple[int, Mapping[str, list[str]]] | None = PrivateAttr(default=None)
     on_batch: Callable[[int], None] | None = None  # progress: chunks written
 
     @classmethod
@@ -190,6 +192,33 @@ class SentenceIndex(DocumentIndex):
             return np.zeros((0, 0), dtype=np.float32)
         return np.stack([self._words[w] for w in items])
 
+    @contextmanager
+    def precomputed_units(self, units: Mapping[str, list[str]]) -> Iterator[None]:
+        """In this thread, take each chunk's units from ``units`` (chunk id -> :func:`chunk_units`,
+        split elsewhere: sentence splitting is most of the single writer's own work)."""
+        self._known_units = (threading.get_ident(), units)
+        try:
+            yield
+        finally:
+            self._known_units = None
+
+    def units_of(self, docs: Sequence[Document], lang: str = "en") -> list[list[str]]:
+        """:func:`chunk_units` of each chunk (or what :meth:`precomputed_units` gave for it)."""
+        known = self._known_units
+        if known is None or known[0] != threading.get_ident():
+            return [chunk_units(d, lang) for d in docs]
+        return [known[1][key] if key in known[1] else chunk_units(d, lang) for d, key in
+                ((d, _chunk_key(d)) for d in docs)]
+
+    def texts_to_encode(self, docs: Sequence[Document]) -> list[str]:
+        """What indexing ``docs`` will ask the encoder for: their quotable units and the units'
+        content words not held yet (a cluster computes them ahead, :mod:`tpdqa.cluster`)."""
+        units = [u for doc_units in self.units_of(docs) for u in doc_units]
+        words = [w for w in dict.fromkeys(w for u in units for w in content_words(u)) if w not in self._words]
+        with self._lock:
+            held = {row[0] for row in self._select("SELECT word FROM words WHERE word", words)}
+        return list(dict.fromkeys(units + [w for w in words if w not in held]))
+
     def count(self) -> int:
         with self._lock:
             return self._conn.execute("SELECT count(*) FROM sentences").fetchone()[0]
@@ -213,7 +242,7 @@ class SentenceIndex(DocumentIndex):
         return {r[0]: r for r in self._select("SELECT chunk_id, source, units, vectors FROM sentences WHERE chunk_id", ids)}
 
     def _encode(self, docs: list[Document], lang: str = "en") -> list[tuple]:
-        per_doc = [chunk_units(d, lang) for d in docs]
+        per_doc = self.units_of(docs, lang)
         flat = [u for units in per_doc for u in units]
         vectors = normalise(self.embeddings.embed_documents(flat)).astype(np.float16) if flat else None
         self.word_vectors([w for u in flat for w in content_words(u)])

@@ -57,7 +57,7 @@ import uuid
 import warnings
 from collections import Counter
 from collections.abc import Callable
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -245,9 +245,11 @@ class Store:
                            "destinations": [namespace for _, namespace, _ in self._destinations()]})
 
     # -- sync --------------------------------------------------------------------------
-    def sync(self, progress: Progress | None = None, searchable_only: bool = False) -> IndexStats:
+    def sync(self, progress: Progress | None = None, searchable_only: bool = False, cluster: Any = None) -> IndexStats:
         """Bring every index up to date with the documents folder (see module doc); with
-        ``searchable_only``, stop after the searchable phase (the next sync completes it).
+        ``searchable_only``, stop after the searchable phase (the next sync completes it);
+        with ``cluster`` (:class:`tpdqa.cluster.RayCluster`), files are parsed and each phase's
+        texts encoded there, and this process writes what comes back.
 
         One process writes at a time: while another holds ``write.lock``, this one reports
         :data:`WAITING` and waits up to ``lock_timeout`` seconds, then raises :class:`IndexBusyError`.
@@ -255,7 +257,7 @@ class Store:
         with self._sync_lock, self._write_lock(progress):
             self.refresh()  # what another process wrote before us, seen through a current client
             self._label_collections()
-            return self._sync(progress, searchable_only)
+            return self._sync(progress, searchable_only, cluster)
 
     def _label_collections(self) -> None:
         """Once per index: chunks written before collections existed get their ``collection``
@@ -295,7 +297,7 @@ class Store:
         finally:
             lock.release()
 
-    def _sync(self, progress: Progress | None, searchable_only: bool = False) -> IndexStats:
+    def _sync(self, progress: Progress | None, searchable_only: bool = False, cluster: Any = None) -> IndexStats:
         started = time.perf_counter()
         previous = {r.source: r for r in self.files(include_pending=True)}
         signature = self._signature()
@@ -304,7 +306,8 @@ class Store:
         indexed = {s: r.sha256 for s, r in previous.items() if r.done and r.complete} if same_setup else {}
         loaded = load_folder(self.settings.documents_dir, indexed=indexed, limits=self.settings.limits(),
                              chunking=(self.settings.chunk_size, self.settings.chunk_overlap),
-                             progress=(lambda done, total: progress(READING, done, total)) if progress else None)
+                             progress=(lambda done, total: progress(READING, done, total)) if progress else None,
+                             parse=cluster.parse if cluster is not None else None)
         chunks = loaded.chunks
         per_source = Counter(c.metadata["source"] for c in chunks)
         parts = Counter((c.metadata["source"], c.metadata["part"], c.metadata["title"])
@@ -348,8 +351,9 @@ class Store:
         second = [d for d in destinations if isinstance(d[2], str) and d[2] in later]
         first = [d for d in destinations if d not in second]
         check = interrupted or not same_setup
-        for label, namespace, target in first:
-            self._index_into(chunks, f"{SEARCHABLE} · {label}", namespace, target, gone, check, stats, progress)
+        with self._computed_ahead(cluster, first, chunks, SEARCHABLE, progress):
+            for label, namespace, target in first:
+                self._index_into(chunks, f"{SEARCHABLE} · {label}", namespace, target, gone, check, stats, progress)
         for _, namespace, target in second:  # gone and replaced text must not be found meanwhile
             self._drop_stale(self.records(namespace), self.dense(target), chunks, loaded.sources, gone)
         now = time.time()
@@ -368,8 +372,9 @@ class Store:
         stats.seconds = stats.searchable_s = time.perf_counter() - started
 
         if second and not searchable_only:
-            for label, namespace, target in second:  # gone files: already dropped above
-                self._index_into(chunks, f"{COMPLETE} · {label}", namespace, target, [], check, stats, progress)
+            with self._computed_ahead(cluster, second, chunks, COMPLETE, progress):
+                for label, namespace, target in second:  # gone files: already dropped above
+                    self._index_into(chunks, f"{COMPLETE} · {label}", namespace, target, [], check, stats, progress)
             with self._lock, self._manifest:
                 self._manifest.executemany("UPDATE tpdqa_files SET complete = 1 WHERE source = ?",
                                            [(s,) for s in loaded.sources])
@@ -406,6 +411,33 @@ class Store:
         if not local:
             stats.embedded = max(stats.embedded, result["num_added"])
             stats.chunks_deleted = max(stats.chunks_deleted, result["num_deleted"])
+
+    @contextmanager
+    def _computed_ahead(self, cluster: Any, destinations: list[tuple[str, str, str | Any]], chunks: list[Document],
+                        phase: str, progress: Progress | None):
+        """With a cluster, the phase's encoders run there first, over every text its destinations
+        will ask them for (chunks not recorded yet; for the sentence store, their sentences, split
+        there too, and new words), and serve those vectors to this process's writes."""
+        if cluster is None:
+            yield
+            return
+        wanted: dict[str, list[str]] = {}
+        sentences: list[Document] | None = None  # chunks the sentence store will split and encode
+        for _, namespace, target in destinations:
+            exists = self.records(namespace).exists([c.id for c in chunks])
+            todo = [c for c, known in zip(chunks, exists) if not known]
+            if isinstance(target, str):
+                wanted.setdefault(target, []).extend(c.page_content for c in todo)
+            elif target is self.sentences and todo:
+                sentences = todo
+        with ExitStack() as stack:
+            if sentences is not None:
+                stack.enter_context(self.sentences.precomputed_units(cluster.units(sentences)))
+                wanted.setdefault(USE_MODEL, []).extend(self.sentences.texts_to_encode(sentences))
+            for model, texts in wanted.items():
+                report = _reporter(progress, f"{phase} · embedding {model} on Ray", len(set(texts)))
+                stack.enter_context(get_embeddings(model).precomputed(cluster.vectors(model, texts, report)))
+            yield
 
     def _drop_stale(self, records, destination, chunks: list[Document], sources: list[str], gone: list[str]) -> None:
         """Before a later encoder reads the changed files: its chunks of files gone, and those of

@@ -46,7 +46,7 @@ INGEST_VERSION = 4
 __all__ = ["SUPPORTED_SUFFIXES", "INGEST_VERSION", "SECTION_SEP", "DEFAULT_COLLECTION", "FileError", "LoadedFolder",
            "ParagraphSentenceSplitter", "Section", "UnusableFile", "chunk_body", "chunk_documents",
            "chunk_id", "clean_text", "collection_of", "decode_text", "iter_files", "keyed_rows", "load_bytes",
-           "load_folder", "read_file", "reflow_pdf", "sql_in_collections"]
+           "load_folder", "parse_file", "read_file", "reflow_pdf", "sql_in_collections"]
 
 
 @dataclass(frozen=True)
@@ -77,9 +77,16 @@ def iter_files(folder: Path) -> list[Path]:
     )
 
 
+Parsed = tuple[list[Document], list[Document]] | FileError  # a file's (documents, chunks), or why not
+# Files parsed together by a ``parse`` hook (a cluster gets work in windows, not one file at a time).
+PARSE_WINDOW_FILES, PARSE_WINDOW_BYTES = 64, 256 * 2**20
+
+
 def load_folder(folder: str | Path, indexed: dict[str, str] | None = None, limits: Limits | None = None,
                 chunking: tuple[int, int] | None = None,
-                progress: Callable[[int, int], None] | None = None) -> LoadedFolder:
+                progress: Callable[[int, int], None] | None = None,
+                parse: Callable[[list[tuple[str, bytes]], Limits, tuple[int, int] | None], list[Parsed]] | None = None,
+                ) -> LoadedFolder:
     """Documents of every file under ``folder``; a file whose sha256 is its ``indexed``
     one is hashed but not parsed (listed in ``unchanged``): a no-op re-index reads bytes only.
 
@@ -87,7 +94,9 @@ def load_folder(folder: str | Path, indexed: dict[str, str] | None = None, limit
     (chunk_size, chunk_overlap) it is chunked there too (``chunks``), so a file whose text
     is huge costs its own budget, not the indexer's. Any failure of one file, whatever the
     parser raised, is a :class:`FileError` with the reason; the others go on. ``progress``
-    gets (files done, files) after each file: reading is what OCR makes long."""
+    gets (files done, files) after each file: reading is what OCR makes long. ``parse``
+    (e.g. :meth:`tpdqa.cluster.RayCluster.parse`) parses windows of (source, bytes) elsewhere,
+    returning :func:`parse_file`'s result for each, in order."""
     folder = Path(folder)
     indexed = indexed or {}
     limits = limits or Limits()
@@ -98,6 +107,22 @@ def load_folder(folder: str | Path, indexed: dict[str, str] | None = None, limit
         )
     result = LoadedFolder()
     paths = iter_files(folder)
+    window: list[tuple[str, bytes]] = []
+
+    def keep(source: str, sha: str, parsed: Parsed) -> None:
+        if isinstance(parsed, FileError):
+            result.errors.append(parsed)
+            return
+        result.documents.extend(parsed[0])
+        result.chunks.extend(parsed[1])
+        result.sources.append(source)
+        result.hashes[source] = sha
+
+    def flush() -> None:
+        for (source, data), parsed in zip(window, parse(window, limits, chunking)):
+            keep(source, hashlib.sha256(data).hexdigest(), parsed)
+        window.clear()
+
     for done, path in enumerate(paths):
         if progress is not None:
             progress(done, len(paths))
@@ -105,34 +130,44 @@ def load_folder(folder: str | Path, indexed: dict[str, str] | None = None, limit
         try:
             check_size(path.stat().st_size, limits)
             data = path.read_bytes()
-            sha = hashlib.sha256(data).hexdigest()
-            if indexed.get(source) == sha:
-                result.unchanged.append(source)
-                result.hashes[source] = sha
-                continue
-            docs, chunks = sandbox.run(read_file, (data, source, limits, chunking), limits)
-        except (UnusableFile, OverLimit) as exc:
+        except OverLimit as exc:
             result.errors.append(FileError(source, str(exc)))
             continue
         except OSError as exc:
             result.errors.append(FileError(source, f"cannot be read ({exc.strerror or exc})"))
             continue
-        except RecursionError:
-            result.errors.append(FileError(source, "nested too deeply to read (a malformed or hostile file)"))
-            continue
-        except Exception as exc:  # noqa: BLE001 - a parser's own error: the file is reported, the rest indexed
-            kind = exc.kind if isinstance(exc, ParseFailure) else type(exc).__name__
-            detail = (str(exc).strip().splitlines() or [""])[0][:200]
-            result.errors.append(FileError(source, f"cannot be read: malformed or corrupt ({kind}"
-                                                   + (f": {detail})" if detail else ")")))
-            continue
-        result.documents.extend(docs)
-        result.chunks.extend(chunks)
-        result.sources.append(source)
-        result.hashes[source] = sha
+        sha = hashlib.sha256(data).hexdigest()
+        if indexed.get(source) == sha:
+            result.unchanged.append(source)
+            result.hashes[source] = sha
+        elif parse is None:
+            keep(source, sha, parse_file(source, data, limits, chunking))
+        else:
+            window.append((source, data))
+            if len(window) >= PARSE_WINDOW_FILES or sum(len(d) for _, d in window) >= PARSE_WINDOW_BYTES:
+                flush()
+    if window:
+        flush()
     if progress is not None:
         progress(len(paths), len(paths))
     return result
+
+
+def parse_file(source: str, data: bytes, limits: Limits, chunking: tuple[int, int] | None = None) -> Parsed:
+    """One file's (documents, chunks), parsed in the sandbox's child, or the :class:`FileError`
+    that says why it cannot be used (whatever the parser raised)."""
+    try:
+        return sandbox.run(read_file, (data, source, limits, chunking), limits)
+    except (UnusableFile, OverLimit) as exc:
+        return FileError(source, str(exc))
+    except OSError as exc:
+        return FileError(source, f"cannot be read ({exc.strerror or exc})")
+    except RecursionError:
+        return FileError(source, "nested too deeply to read (a malformed or hostile file)")
+    except Exception as exc:  # noqa: BLE001 - a parser's own error: the file is reported, the rest indexed
+        kind = exc.kind if isinstance(exc, ParseFailure) else type(exc).__name__
+        detail = (str(exc).strip().splitlines() or [""])[0][:200]
+        return FileError(source, f"cannot be read: malformed or corrupt ({kind}" + (f": {detail})" if detail else ")"))
 
 
 def read_file(data: bytes, source: str, limits: Limits,
