@@ -228,12 +228,9 @@ class Precomputed:
 
     parse = None  # files are parsed here (timed apart)
 
-    def __init__(self, vectors: dict[str, dict[str, object]], units: dict[str, list[str]]) -> None:
-        self._vectors, self._units, self.missing = vectors, units, 0
+    def __init__(self, vectors: dict[str, dict[str, object]]) -> None:
+        self._vectors, self.missing = vectors, 0
 
-    def units(self, chunks) -> dict[str, list[str]]:
-        self.missing += sum(c.id not in self._units for c in chunks)
-        return self._units
 
     def vectors(self, model: str, texts: list[str], progress=None) -> dict:
         known = self._vectors.get(model, {})
@@ -241,10 +238,8 @@ class Precomputed:
         return known
 
 
-def index_vectors(documents: Path, index: Path, models: list[str]) -> tuple[dict[str, dict[str, object]],
-                                                                           dict[str, list[str]]]:
-    """text -> vector of every model in a finished index (the sentence store's too), and each
-    chunk's units (chunk id -> sentences)."""
+def index_vectors(documents: Path, index: Path, models: list[str]) -> dict[str, dict[str, object]]:
+    """text -> vector of every model in a finished index (the sentence store's too)."""
     import sqlite3
 
     import numpy as np
@@ -261,16 +256,16 @@ def index_vectors(documents: Path, index: Path, models: list[str]) -> tuple[dict
         for offset in range(0, collection.count(), 1000):
             got = collection.get(include=["embeddings"], limit=1000, offset=offset)
             vectors.update((text_of[i], v) for i, v in zip(got["ids"], got["embeddings"]))
-    judge, units_of = out.setdefault(USE_MODEL, {}), {}
+    judge = out.setdefault(USE_MODEL, {})
     with sqlite3.connect(index / "sentences.sqlite") as db:
-        for chunk_id, units, blob in db.execute("SELECT chunk_id, units, vectors FROM sentences"):
-            units = units_of[chunk_id] = json.loads(units)
+        for units, blob in db.execute("SELECT units, vectors FROM sentences"):
+            units = json.loads(units)
             if units:
                 judge.update(zip(units, np.frombuffer(blob, dtype=np.float16).reshape(len(units), -1).astype(np.float32)))
         judge.update((w, np.frombuffer(b, dtype=np.float16).astype(np.float32))
                      for w, b in db.execute("SELECT word, vector FROM words"))
     qa.store.close()
-    return out, units_of
+    return out
 
 
 def bench_writer(label: str, work: Path, models: list[str]) -> None:
@@ -280,20 +275,21 @@ def bench_writer(label: str, work: Path, models: list[str]) -> None:
     from tpdqa.ingest import load_folder
 
     documents, index = work / label / "documents", work / label / "index"
-    vectors, units = index_vectors(documents, index, models)
+    vectors = index_vectors(documents, index, models)
     qa = Assistant(documents_dir=documents, index_dir=work / label / "writer-index", embedding_models=models)
     shutil.rmtree(qa.settings.index_dir, ignore_errors=True)
     qa = Assistant(documents_dir=documents, index_dir=work / label / "writer-index", embedding_models=models)
     started = time.perf_counter()
     load_folder(documents, chunking=(qa.settings.chunk_size, qa.settings.chunk_overlap))
     parsing = time.perf_counter() - started
-    cluster = Precomputed(vectors, units)
+    cluster = Precomputed(vectors)
     started = time.perf_counter()
     stats = qa.index(cluster=cluster)
     seconds = time.perf_counter() - started
-    report(label, "writer: texts and chunks not precomputed", cluster.missing)
+    report(label, "writer: texts not precomputed", cluster.missing)
     report(label, "writer: models loaded", ",".join(qa.store.models_loaded()) or "none")
-    report(label, "writer: parse and chunk", round(len(list(documents.rglob('*.txt'))) / parsing, 1), "files/s")
+    report(label, "writer: parse, chunk, split sentences", round(len(list(documents.rglob('*.txt'))) / parsing, 1),
+           "files/s")
     report(label, "writer ceiling (vectors precomputed)", round(stats.chunks / max(1e-9, seconds - parsing), 1),
            "chunks/s")
     qa.store.close()

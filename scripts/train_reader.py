@@ -288,6 +288,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--export", action="store_true", help="write the shipped reader from OUT/model.pt")
+    parser.add_argument("--export-dir", type=Path,
+                        help="with --export: write reader.pt and reader.json here instead (a candidate to evaluate "
+                             "with --reader DIR/reader.pt before shipping it)")
     parser.add_argument("--report", action="store_true",
                         help="score OUT/model.pt on the report articles (SQuAD 2.0 8-15, PIAF odd), gold paragraph "
                              "given, at the threshold chosen on the validation slice; writes OUT/report.json")
@@ -301,6 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
     if args.export:
+        if args.export_dir:
+            return export(args.out, args.export_dir / MODEL_FILE.name, args.export_dir / CARD_FILE.name)
         return export(args.out, MODEL_FILE, CARD_FILE)
     if args.report:
         return report(args)

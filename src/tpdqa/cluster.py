@@ -2,7 +2,7 @@
 
 Ray Data carries the work, this process stays the only writer. Files go to parsing tasks
 (``map_batches`` over the files' bytes: the same sandboxed reader as a local run, so the
-same chunks and chunk ids); each phase's texts -- the chunks, and for the judge encoder
+same chunks, chunk ids and sentences); each phase's texts -- the chunks, and for the judge encoder
 the sentences and words the answerer's store keeps -- go to **one actor pool per encoder**
 (``map_batches`` with a class: each actor loads its model once, one thread per CPU it
 holds). The vectors come back here and the usual sync writes them
@@ -18,14 +18,12 @@ a ``chroma run`` server) and install tpdqa on every node.
 
 from __future__ import annotations
 
-import json
 import logging
 import pickle
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from langchain_core.documents import Document
 
 from tpdqa.ingest import FileError, Parsed, parse_file
 from tpdqa.sandbox import Limits
@@ -76,16 +74,6 @@ class RayCluster:
         return [by_source.get(s) or FileError(s, "cannot be read: the cluster returned nothing for it")
                 for s, _ in files]
 
-    def units(self, chunks: list[Document]) -> dict[str, list[str]]:
-        """The quotable units of each chunk (:func:`tpdqa.sentences.chunk_units`, by chunk id),
-        split on the cluster."""
-        if not chunks:
-            return {}
-        dataset = self._ray.data.from_items([{"chunk": pickle.dumps(c)} for c in chunks],
-                                            override_num_blocks=self._blocks(len(chunks)))
-        split = dataset.map_batches(_units_batch, batch_size=ENCODE_BATCH, batch_format="numpy")
-        return {str(row["id"]): json.loads(row["units"]) for row in split.iter_rows()}
-
     def vectors(self, model: str, texts: list[str],
                 progress: Callable[[int], None] | None = None) -> dict[str, np.ndarray]:
         """``model``'s vector of each text, computed by a pool of actors (one model each)."""
@@ -117,15 +105,6 @@ def _parse_batch(batch: dict[str, np.ndarray], limits: Limits, chunking: tuple[i
     return {"source": batch["source"],
             "parsed": np.array([pickle.dumps(parse_file(str(s), bytes(d), limits, chunking))
                                 for s, d in zip(batch["source"], batch["data"])], dtype=object)}
-
-
-def _units_batch(batch: dict[str, np.ndarray]) -> dict[str, Any]:
-    """A Ray Data task: the quotable units of each chunk of the batch."""
-    from tpdqa.sentences import chunk_units
-
-    chunks = [pickle.loads(c) for c in batch["chunk"]]
-    return {"id": np.array([c.id for c in chunks], dtype=object),
-            "units": np.array([json.dumps(chunk_units(c), ensure_ascii=False) for c in chunks], dtype=object)}
 
 
 class _Encoder:

@@ -244,6 +244,18 @@ def _picklable(exc: BaseException) -> bool:
 
 sandbox = Sandbox()
 atexit.register(sandbox.close)
+_pool: list[Sandbox] = [sandbox]
+_pool_lock = threading.Lock()
+
+
+def sandboxes(n: int) -> list[Sandbox]:
+    """``n`` children for files read side by side (the first is :data:`sandbox`), kept for the
+    process's life like it."""
+    with _pool_lock:
+        while len(_pool) < n:
+            _pool.append(Sandbox())
+            atexit.register(_pool[-1].close)
+        return _pool[:n]
 
 
 def child(argv: list[str]) -> None:

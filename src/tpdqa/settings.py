@@ -10,6 +10,8 @@ Precedence, highest first: init arguments > ``TPDQA_*`` environment > ``tpdqa.to
 
 from __future__ import annotations
 
+import os
+
 from pathlib import Path
 import json
 from typing import Annotated, Any
@@ -68,6 +70,8 @@ class Settings(BaseSettings):
         "100-fold, is not indexed (zip bombs)."))
     parse_timeout: float = Field(120.0, gt=0, description="Seconds one file may take to parse before it is skipped (OCR: each page).")
     parse_memory_mb: int = Field(2048, ge=256, description="Memory (MB) the process that parses one file may use.")
+    parse_workers: int = Field(min(4, os.cpu_count() or 1), ge=1, le=64, description=(
+        "Files parsed side by side, each in a child process of its own (default: one per core, at most 4)."))
     ocr_languages: str = Field("fra+eng", pattern=r"^[A-Za-z_]+(\+[A-Za-z_]+)*$", description=(
         "Tesseract's languages for scanned PDF pages and images, '+'-joined (each needs its tesseract-ocr-LANG "
         "package)."))

@@ -67,7 +67,7 @@ from filelock import FileLock, Timeout
 from langchain_core.documents import Document
 
 from tpdqa.embeddings import collection_name, get_embeddings
-from tpdqa.ingest import INGEST_VERSION, FileError, collection_of, load_folder, sql_in_collections
+from tpdqa.ingest import INGEST_VERSION, FileError, collection_of, load_folder, parse_side_by_side, sql_in_collections
 from tpdqa.lexical import LexicalIndex
 from tpdqa.sentences import SentenceIndex
 from tpdqa.settings import USE_MODEL, Settings
@@ -307,7 +307,7 @@ class Store:
         loaded = load_folder(self.settings.documents_dir, indexed=indexed, limits=self.settings.limits(),
                              chunking=(self.settings.chunk_size, self.settings.chunk_overlap),
                              progress=(lambda done, total: progress(READING, done, total)) if progress else None,
-                             parse=cluster.parse if cluster is not None else None)
+                             parse=cluster.parse if cluster is not None else parse_side_by_side(self.settings.parse_workers))
         chunks = loaded.chunks
         per_source = Counter(c.metadata["source"] for c in chunks)
         parts = Counter((c.metadata["source"], c.metadata["part"], c.metadata["title"])
@@ -351,7 +351,7 @@ class Store:
         second = [d for d in destinations if isinstance(d[2], str) and d[2] in later]
         first = [d for d in destinations if d not in second]
         check = interrupted or not same_setup
-        with self._computed_ahead(cluster, first, chunks, SEARCHABLE, progress):
+        with self._computed_ahead(cluster, first, chunks, loaded.units, SEARCHABLE, progress):
             for label, namespace, target in first:
                 self._index_into(chunks, f"{SEARCHABLE} · {label}", namespace, target, gone, check, stats, progress)
         for _, namespace, target in second:  # gone and replaced text must not be found meanwhile
@@ -372,7 +372,7 @@ class Store:
         stats.seconds = stats.searchable_s = time.perf_counter() - started
 
         if second and not searchable_only:
-            with self._computed_ahead(cluster, second, chunks, COMPLETE, progress):
+            with self._computed_ahead(cluster, second, chunks, loaded.units, COMPLETE, progress):
                 for label, namespace, target in second:  # gone files: already dropped above
                     self._index_into(chunks, f"{COMPLETE} · {label}", namespace, target, [], check, stats, progress)
             with self._lock, self._manifest:
@@ -414,26 +414,21 @@ class Store:
 
     @contextmanager
     def _computed_ahead(self, cluster: Any, destinations: list[tuple[str, str, str | Any]], chunks: list[Document],
-                        phase: str, progress: Progress | None):
-        """With a cluster, the phase's encoders run there first, over every text its destinations
-        will ask them for (chunks not recorded yet; for the sentence store, their sentences, split
-        there too, and new words), and serve those vectors to this process's writes."""
-        if cluster is None:
-            yield
-            return
-        wanted: dict[str, list[str]] = {}
-        sentences: list[Document] | None = None  # chunks the sentence store will split and encode
-        for _, namespace, target in destinations:
-            exists = self.records(namespace).exists([c.id for c in chunks])
-            todo = [c for c, known in zip(chunks, exists) if not known]
-            if isinstance(target, str):
-                wanted.setdefault(target, []).extend(c.page_content for c in todo)
-            elif target is self.sentences and todo:
-                sentences = todo
+                        units: dict[str, list[str]], phase: str, progress: Progress | None):
+        """The sentence store takes each chunk's units as parsing split them; with a cluster, the
+        phase's encoders run there first, over every text its destinations will ask them for
+        (chunks not recorded yet; for the sentence store, their sentences and new words), and
+        serve those vectors to this process's writes."""
         with ExitStack() as stack:
-            if sentences is not None:
-                stack.enter_context(self.sentences.precomputed_units(cluster.units(sentences)))
-                wanted.setdefault(USE_MODEL, []).extend(self.sentences.texts_to_encode(sentences))
+            stack.enter_context(self.sentences.precomputed_units(units))
+            wanted: dict[str, list[str]] = {}
+            for _, namespace, target in destinations if cluster is not None else ():
+                exists = self.records(namespace).exists([c.id for c in chunks])
+                todo = [c for c, known in zip(chunks, exists) if not known]
+                if isinstance(target, str):
+                    wanted.setdefault(target, []).extend(c.page_content for c in todo)
+                elif target is self.sentences:
+                    wanted.setdefault(USE_MODEL, []).extend(self.sentences.texts_to_encode(todo))
             for model, texts in wanted.items():
                 report = _reporter(progress, f"{phase} · embedding {model} on Ray", len(set(texts)))
                 stack.enter_context(get_embeddings(model).precomputed(cluster.vectors(model, texts, report)))

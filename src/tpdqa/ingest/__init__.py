@@ -31,7 +31,7 @@ from tpdqa.ingest.base import (FORMATS, READING_LIMITS, SECTION_SEP, Section, Un
                                keyed_rows)
 from tpdqa.ingest.chunking import ParagraphSentenceSplitter, chunk_body, chunk_documents, chunk_id
 from tpdqa.language import guess_lang
-from tpdqa.sandbox import Limits, OverLimit, ParseFailure, check_archive, check_size, sandbox
+from tpdqa.sandbox import Limits, OverLimit, ParseFailure, Sandbox, check_archive, check_size, sandbox, sandboxes
 
 for _module in pkgutil.iter_modules(__path__):  # every format module registers its suffixes
     if _module.name not in ("base", "chunking"):
@@ -46,7 +46,7 @@ INGEST_VERSION = 4
 __all__ = ["SUPPORTED_SUFFIXES", "INGEST_VERSION", "SECTION_SEP", "DEFAULT_COLLECTION", "FileError", "LoadedFolder",
            "ParagraphSentenceSplitter", "Section", "UnusableFile", "chunk_body", "chunk_documents",
            "chunk_id", "clean_text", "collection_of", "decode_text", "iter_files", "keyed_rows", "load_bytes",
-           "load_folder", "parse_file", "read_file", "reflow_pdf", "sql_in_collections"]
+           "load_folder", "parse_file", "parse_side_by_side", "read_file", "reflow_pdf", "sql_in_collections"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,7 @@ class LoadedFolder:
     hashes: dict[str, str] = field(default_factory=dict)  # source -> sha256 of the bytes
     unchanged: list[str] = field(default_factory=list)  # files skipped: same bytes as already indexed
     chunks: list[Document] = field(default_factory=list)  # with load_folder(chunking=...)
+    units: dict[str, list[str]] = field(default_factory=dict)  # chunk id -> its quotable units (sentences)
 
 
 def iter_files(folder: Path) -> list[Path]:
@@ -77,7 +78,8 @@ def iter_files(folder: Path) -> list[Path]:
     )
 
 
-Parsed = tuple[list[Document], list[Document]] | FileError  # a file's (documents, chunks), or why not
+# a file's (documents, chunks, each chunk's quotable units by chunk id), or why not
+Parsed = tuple[list[Document], list[Document], dict[str, list[str]]] | FileError
 # Files parsed together by a ``parse`` hook (a cluster gets work in windows, not one file at a time).
 PARSE_WINDOW_FILES, PARSE_WINDOW_BYTES = 64, 256 * 2**20
 
@@ -115,6 +117,7 @@ def load_folder(folder: str | Path, indexed: dict[str, str] | None = None, limit
             return
         result.documents.extend(parsed[0])
         result.chunks.extend(parsed[1])
+        result.units.update(parsed[2])
         result.sources.append(source)
         result.hashes[source] = sha
 
@@ -153,11 +156,12 @@ def load_folder(folder: str | Path, indexed: dict[str, str] | None = None, limit
     return result
 
 
-def parse_file(source: str, data: bytes, limits: Limits, chunking: tuple[int, int] | None = None) -> Parsed:
-    """One file's (documents, chunks), parsed in the sandbox's child, or the :class:`FileError`
-    that says why it cannot be used (whatever the parser raised)."""
+def parse_file(source: str, data: bytes, limits: Limits, chunking: tuple[int, int] | None = None,
+               box: Sandbox = sandbox) -> Parsed:
+    """:func:`read_file` in a sandbox's child, or the :class:`FileError` that says why the file
+    cannot be used (whatever the parser raised)."""
     try:
-        return sandbox.run(read_file, (data, source, limits, chunking), limits)
+        return box.run(read_file, (data, source, limits, chunking), limits)
     except (UnusableFile, OverLimit) as exc:
         return FileError(source, str(exc))
     except OSError as exc:
@@ -170,11 +174,42 @@ def parse_file(source: str, data: bytes, limits: Limits, chunking: tuple[int, in
         return FileError(source, f"cannot be read: malformed or corrupt ({kind}" + (f": {detail})" if detail else ")"))
 
 
-def read_file(data: bytes, source: str, limits: Limits,
-              chunking: tuple[int, int] | None = None) -> tuple[list[Document], list[Document]]:
-    """One file's documents and (with ``chunking``) chunks; runs in the sandbox's child."""
+def read_file(data: bytes, source: str, limits: Limits, chunking: tuple[int, int] | None = None,
+              ) -> tuple[list[Document], list[Document], dict[str, list[str]]]:
+    """One file's documents, (with ``chunking``) chunks, and each chunk's quotable units (the
+    answerer's sentences, :func:`tpdqa.sentences.chunk_units`: splitting them costs as much
+    as parsing, so it happens here, beside it); runs in the sandbox's child."""
+    from tpdqa.sentences import chunk_units  # it imports this module
+
     docs = load_bytes(data, source, limits)
-    return docs, (chunk_documents(docs, *chunking) if chunking else [])
+    chunks = chunk_documents(docs, *chunking) if chunking else []
+    return docs, chunks, {c.id: chunk_units(c) for c in chunks}
+
+
+def parse_side_by_side(workers: int) -> Callable[[list[tuple[str, bytes]], Limits, tuple[int, int] | None],
+                                                 list[Parsed]]:
+    """A ``parse`` hook for :func:`load_folder`: each window's files read ``workers`` at a
+    time, each in a sandbox child of its own (parsing, chunking and sentence splitting are
+    CPU work in the children; the indexer only waits)."""
+    from concurrent.futures import ThreadPoolExecutor
+    from queue import SimpleQueue
+
+    boxes: SimpleQueue[Sandbox] = SimpleQueue()
+    for box in sandboxes(workers):
+        boxes.put(box)
+
+    def one(item: tuple[str, bytes], limits: Limits, chunking: tuple[int, int] | None) -> Parsed:
+        box = boxes.get()
+        try:
+            return parse_file(item[0], item[1], limits, chunking, box)
+        finally:
+            boxes.put(box)
+
+    def parse(files: list[tuple[str, bytes]], limits: Limits, chunking: tuple[int, int] | None) -> list[Parsed]:
+        with ThreadPoolExecutor(workers) as pool:
+            return list(pool.map(lambda item: one(item, limits, chunking), files))
+
+    return parse
 
 
 DEFAULT_COLLECTION = "default"
