@@ -139,3 +139,19 @@ def test_a_question_in_another_language_than_its_passage_is_answered_without_the
     answer = two_subjects.ask("How long is the Île de Ré bridge?")
     assert not answer.refused, answer.text
     assert answer.citations[0].source == "pont.txt" and answer.citations[0].span is None
+
+
+def test_a_follow_up_is_answered_with_what_it_changes(bundled_assistant):
+    """"Et l'accord avec la Corée ?" after the US-Japan agreement's question is read as "Que vise
+    l'accord avec la Corée ?": the Korea sentence is quoted, not the Japan one again."""
+    from tpdqa import Assistant
+
+    settings = bundled_assistant.settings
+    reading = Assistant(documents_dir=settings.documents_dir, index_dir=settings.index_dir, reader="auto")
+    first = reading.ask("Que vise l'accord américano-japonais ?")
+    assert "L’accord américano-japonais vise" in first.citations[0].quote
+    history = [{"role": "user", "content": first.question}, {"role": "assistant", "content": first.text}]
+    follow = reading.ask("Et l'accord avec la Corée ?", history=history)
+    assert not follow.refused, follow.text
+    assert "les États-Unis et la Corée collaboreront" in follow.citations[0].quote
+    assert "américano-japonais" not in follow.citations[0].quote

@@ -16,7 +16,7 @@ from typing import Any
 
 from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough
 
-from tpdqa.language import analyze, guess_lang
+from tpdqa.language import _stopwords, analyze, fold, guess_lang
 from tpdqa.retrieval import timed
 
 # A follow-up is elliptic: it opens with a connector ("Et la Corée du Sud ?", "What
@@ -43,11 +43,61 @@ def is_follow_up(question: str) -> bool:
 
 
 def standalone_question(question: str, history: list[Any] | None) -> str:
-    """The text to retrieve with: the question, or the previous question + an elliptic follow-up."""
+    """The question to retrieve and answer with: the question itself; for an elliptic
+    follow-up, the previous question with what the follow-up changes put in
+    (:func:`substituted`), else the previous question + the follow-up.
+
+        >>> standalone_question("Et l'accord avec la Corée ?", [("Que vise l'accord américano-japonais ?", "…")])
+        "Que vise l'accord avec la Corée ?"
+    """
     previous = [turn for turn in (history or []) if message_role(turn) == "user"]
     if not previous or not is_follow_up(question):
         return question
-    return f"{message_content(previous[-1])} {question}"
+    before = message_content(previous[-1])
+    return substituted(before, question) or f"{before} {question}"
+
+
+# "Et la Corée ?" / "And the agreement with Korea?": the opener, then what replaces a part of the previous question.
+_TOKEN = re.compile(r"[\w’'-]+")
+_DETERMINERS = {"le", "la", "les", "l", "un", "une", "des", "du", "de", "ce", "cet", "cette", "ces", "son", "sa",
+                "ses", "the", "a", "an", "this", "that", "these", "those", "its"}
+_ELISION = re.compile(r"^(?:l|d|qu|j|n|s|c)['’]", re.IGNORECASE)
+
+
+def substituted(previous: str, follow_up: str) -> str | None:
+    """``previous`` with the part ``follow_up`` replaces, or None when nothing can be matched.
+
+    "Et l'accord avec la Corée ?" after "Que vise l'accord américano-japonais ?" asks "Que vise
+    l'accord avec la Corée ?" (the phrase around their shared word "accord" is replaced); "Et la
+    Corée du Sud ?" after "Dans quels domaines le Japon est-il leader ?" replaces the named
+    entity "le Japon". Quoting what the previous question's answer quoted is what a
+    concatenation of both questions led to."""
+    replacement = _OPENERS.sub("", follow_up, count=1).strip().strip("?!.;:,").strip()
+    if not replacement or _ANAPHORS.search(replacement):
+        return None
+    tokens = list(_TOKEN.finditer(previous))
+    bare = [fold(_ELISION.sub("", t.group(0))) for t in tokens]
+    new = {fold(_ELISION.sub("", w)) for w in _TOKEN.findall(replacement)} - _stopwords()
+    shared = [i for i, w in enumerate(bare) if w in new and len(w) > 2]
+    if shared:  # the previous question's phrase around the word both name
+        head = shared[0]
+        start = next((j for j in range(head, max(-1, head - 4), -1)
+                      if bare[j] in _DETERMINERS or _ELISION.match(tokens[j].group(0))), head)
+        english = guess_lang(previous) == "en"
+        end = head if english else len(tokens) - 1  # French phrases run to the end of the question
+        span = (tokens[start].start(), tokens[end].end())
+    else:  # the last named entity (capitalised words after the first) with its determiner
+        names = [i for i, t in enumerate(tokens) if i and t.group(0)[:1].isupper()]
+        capitals = [w for w in _TOKEN.findall(replacement) if w[:1].isupper()]
+        if not names or not capitals:
+            return None
+        end = start = names[-1]
+        while start - 1 in names:  # "Donald Trump"
+            start -= 1
+        if start and bare[start - 1] in _DETERMINERS:
+            start -= 1
+        span = (tokens[start].start(), tokens[end].end())
+    return f"{previous[:span[0]]}{replacement}{previous[span[1]:]}"
 
 
 def message_role(turn: Any) -> str:
