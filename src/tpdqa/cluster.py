@@ -28,8 +28,6 @@ import numpy as np
 from tpdqa.ingest import FileError, Parsed, parse_file
 from tpdqa.sandbox import Limits
 
-log = logging.getLogger(__name__)
-
 ENCODE_BATCH = 64  # texts per actor call: the encoders' own batch size, measured best at 32-64 on CPU
 
 
@@ -43,6 +41,7 @@ class RayCluster:
         has as many actors as the cluster has CPUs for them."""
         try:
             import ray
+            import ray.data
         except ImportError:
             raise RuntimeError("Indexing on a Ray cluster needs Ray: pip install 'tpdqa[ray]'") from None
         self._ray = ray
