@@ -231,7 +231,6 @@ class Precomputed:
     def __init__(self, vectors: dict[str, dict[str, object]]) -> None:
         self._vectors, self.missing = vectors, 0
 
-
     def vectors(self, model: str, texts: list[str], progress=None) -> dict:
         known = self._vectors.get(model, {})
         self.missing += sum(t not in known for t in set(texts))
@@ -276,8 +275,7 @@ def bench_writer(label: str, work: Path, models: list[str]) -> None:
 
     documents, index = work / label / "documents", work / label / "index"
     vectors = index_vectors(documents, index, models)
-    qa = Assistant(documents_dir=documents, index_dir=work / label / "writer-index", embedding_models=models)
-    shutil.rmtree(qa.settings.index_dir, ignore_errors=True)
+    shutil.rmtree(work / label / "writer-index", ignore_errors=True)
     qa = Assistant(documents_dir=documents, index_dir=work / label / "writer-index", embedding_models=models)
     started = time.perf_counter()
     load_folder(documents, chunking=(qa.settings.chunk_size, qa.settings.chunk_overlap))

@@ -10,10 +10,9 @@ Precedence, highest first: init arguments > ``TPDQA_*`` environment > ``tpdqa.to
 
 from __future__ import annotations
 
-import os
-
-from pathlib import Path
 import json
+import os
+from pathlib import Path
 from typing import Annotated, Any
 
 from pydantic import Field, field_validator

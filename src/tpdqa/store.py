@@ -421,8 +421,11 @@ class Store:
         serve those vectors to this process's writes."""
         with ExitStack() as stack:
             stack.enter_context(self.sentences.precomputed_units(units))
+            if cluster is None:
+                yield
+                return
             wanted: dict[str, list[str]] = {}
-            for _, namespace, target in destinations if cluster is not None else ():
+            for _, namespace, target in destinations:
                 exists = self.records(namespace).exists([c.id for c in chunks])
                 todo = [c for c, known in zip(chunks, exists) if not known]
                 if isinstance(target, str):

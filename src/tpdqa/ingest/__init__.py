@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import pkgutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from importlib import import_module
 from pathlib import Path
@@ -87,7 +87,7 @@ PARSE_WINDOW_FILES, PARSE_WINDOW_BYTES = 64, 256 * 2**20
 def load_folder(folder: str | Path, indexed: dict[str, str] | None = None, limits: Limits | None = None,
                 chunking: tuple[int, int] | None = None,
                 progress: Callable[[int, int], None] | None = None,
-                parse: Callable[[list[tuple[str, bytes]], Limits, tuple[int, int] | None], list[Parsed]] | None = None,
+                parse: Callable[[list[tuple[str, bytes]], Limits, tuple[int, int] | None], Iterable[Parsed]] | None = None,
                 ) -> LoadedFolder:
     """Documents of every file under ``folder``; a file whose sha256 is its ``indexed``
     one is hashed but not parsed (listed in ``unchanged``): a no-op re-index reads bytes only.
@@ -98,7 +98,7 @@ def load_folder(folder: str | Path, indexed: dict[str, str] | None = None, limit
     parser raised, is a :class:`FileError` with the reason; the others go on. ``progress``
     gets (files done, files) after each file: reading is what OCR makes long. ``parse``
     (e.g. :meth:`tpdqa.cluster.RayCluster.parse`) parses windows of (source, bytes) elsewhere,
-    returning :func:`parse_file`'s result for each, in order."""
+    yielding :func:`parse_file`'s result for each, in order."""
     folder = Path(folder)
     indexed = indexed or {}
     limits = limits or Limits()
@@ -110,39 +110,46 @@ def load_folder(folder: str | Path, indexed: dict[str, str] | None = None, limit
     result = LoadedFolder()
     paths = iter_files(folder)
     window: list[tuple[str, bytes]] = []
+    done = 0
 
-    def keep(source: str, sha: str, parsed: Parsed) -> None:
+    def keep(source: str, sha: str, parsed: Parsed | None) -> None:
+        """One file handled (None: unchanged); progress counts files read, not files queued."""
+        nonlocal done
         if isinstance(parsed, FileError):
             result.errors.append(parsed)
-            return
-        result.documents.extend(parsed[0])
-        result.chunks.extend(parsed[1])
-        result.units.update(parsed[2])
-        result.sources.append(source)
-        result.hashes[source] = sha
+        elif parsed is not None:
+            result.documents.extend(parsed[0])
+            result.chunks.extend(parsed[1])
+            result.units.update(parsed[2])
+            result.sources.append(source)
+        if not isinstance(parsed, FileError):
+            result.hashes[source] = sha
+        done += 1
+        if progress is not None:
+            progress(done, len(paths))
 
     def flush() -> None:
         for (source, data), parsed in zip(window, parse(window, limits, chunking)):
             keep(source, hashlib.sha256(data).hexdigest(), parsed)
         window.clear()
 
-    for done, path in enumerate(paths):
-        if progress is not None:
-            progress(done, len(paths))
+    if progress is not None:
+        progress(0, len(paths))
+    for path in paths:
         source = path.relative_to(folder).as_posix()
         try:
             check_size(path.stat().st_size, limits)
             data = path.read_bytes()
         except OverLimit as exc:
-            result.errors.append(FileError(source, str(exc)))
+            keep(source, "", FileError(source, str(exc)))
             continue
         except OSError as exc:
-            result.errors.append(FileError(source, f"cannot be read ({exc.strerror or exc})"))
+            keep(source, "", FileError(source, f"cannot be read ({exc.strerror or exc})"))
             continue
         sha = hashlib.sha256(data).hexdigest()
         if indexed.get(source) == sha:
             result.unchanged.append(source)
-            result.hashes[source] = sha
+            keep(source, sha, None)
         elif parse is None:
             keep(source, sha, parse_file(source, data, limits, chunking))
         else:
@@ -151,8 +158,6 @@ def load_folder(folder: str | Path, indexed: dict[str, str] | None = None, limit
                 flush()
     if window:
         flush()
-    if progress is not None:
-        progress(len(paths), len(paths))
     return result
 
 
@@ -187,7 +192,7 @@ def read_file(data: bytes, source: str, limits: Limits, chunking: tuple[int, int
 
 
 def parse_side_by_side(workers: int) -> Callable[[list[tuple[str, bytes]], Limits, tuple[int, int] | None],
-                                                 list[Parsed]]:
+                                                 Iterable[Parsed]]:
     """A ``parse`` hook for :func:`load_folder`: each window's files read ``workers`` at a
     time, each in a sandbox child of its own (parsing, chunking and sentence splitting are
     CPU work in the children; the indexer only waits)."""
@@ -205,9 +210,9 @@ def parse_side_by_side(workers: int) -> Callable[[list[tuple[str, bytes]], Limit
         finally:
             boxes.put(box)
 
-    def parse(files: list[tuple[str, bytes]], limits: Limits, chunking: tuple[int, int] | None) -> list[Parsed]:
-        with ThreadPoolExecutor(workers) as pool:
-            return list(pool.map(lambda item: one(item, limits, chunking), files))
+    def parse(files: list[tuple[str, bytes]], limits: Limits, chunking: tuple[int, int] | None) -> Iterator[Parsed]:
+        with ThreadPoolExecutor(workers) as pool:  # results in order, each as soon as it and those before are read
+            yield from pool.map(lambda item: one(item, limits, chunking), files)
 
     return parse
 
