@@ -24,7 +24,6 @@ import json
 import os
 import random
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -128,6 +127,43 @@ def raw_encoders(models: list[str], texts: list[str], size: str) -> float:
     return total
 
 
+def raw_judge(docs: list, size: str) -> float:
+    """Seconds bare USE takes for what the answerer's sentence store encodes at indexing:
+    every chunk's quotable units and their distinct content words (part of the encoder work
+    an index run does, beside the chunks)."""
+    from tpdqa.embeddings import get_embeddings
+    from tpdqa.sentences import chunk_units, content_words
+    from tpdqa.settings import USE_MODEL
+
+    units = list(dict.fromkeys(u for d in docs for u in chunk_units(d)))
+    words = list(dict.fromkeys(w for u in units for w in content_words(u)))
+    encoder = get_embeddings(USE_MODEL).model
+    encoder.embed_documents(units[:8])
+    total = 0.0
+    for name, texts in (("sentences", units), ("words", words)):
+        started = time.perf_counter()
+        for i in range(0, len(texts), 64):
+            encoder.embed_documents(texts[i:i + 64])
+        seconds = time.perf_counter() - started
+        report(size, f"raw USE, {len(texts):,} {name}", round(seconds, 1), "s")
+        total += seconds
+    return total
+
+
+def seed_vector_cache(models: list[str], vectors: dict[str, dict[str, object]]) -> None:
+    """Put a finished index's vectors in the cache (:func:`use_vector_cache`), so a larger size
+    built from the same texts encodes none of them again."""
+    from tpdqa.embeddings import get_embeddings
+    from tpdqa.settings import USE_MODEL
+
+    for model in dict.fromkeys([*models, USE_MODEL]):
+        store = get_embeddings(model)._model.document_embedding_store
+        items = [(text, [float(x) for x in vector]) for text, vector in vectors.get(model, {}).items()]
+        for i in range(0, len(items), 1000):
+            store.mset(items[i:i + 1000])
+        print(f"  seeded the vector cache with {len(items):,} {model} vectors", flush=True)
+
+
 WARM = r"""
 import inspect, json, resource, statistics, sys, time
 from tpdqa import Assistant
@@ -151,7 +187,7 @@ print(json.dumps({"p50": pct(totals, 0.5), "p95": pct(totals, 0.95),
 
 
 def bench_size(size: int, texts: list[str], questions: list[tuple[str, str]], models: list[str],
-               work: Path, cached: bool) -> None:
+               work: Path, cached: bool, one_run: bool = False) -> None:
     from tpdqa import Assistant
     from tpdqa.ingest import chunk_documents, load_folder
 
@@ -165,15 +201,11 @@ def bench_size(size: int, texts: list[str], questions: list[tuple[str, str]], mo
     qa = Assistant(documents_dir=documents, index_dir=index, embedding_models=models)
     if not cached:
         folder = load_folder(documents)
-        chunk_texts = [c.page_content for c in chunk_documents(folder.documents, qa.settings.chunk_size,
-                                                               qa.settings.chunk_overlap)]
-        raw = raw_encoders(models, chunk_texts, label)
-        report(label, "raw encoders, all models", round(len(chunk_texts) / raw, 1), "chunks/s")
-    # The two phases as two runs: the questions are asked in between, when only the
-    # searchable phase has run (BM25, sentences, the fastest encoder).
-    started = time.perf_counter()
-    stats = qa.index(searchable_only=True)
-    searchable = time.perf_counter() - started
+        chunks = chunk_documents(folder.documents, qa.settings.chunk_size, qa.settings.chunk_overlap)
+        raw = raw_encoders(models, [c.page_content for c in chunks], label)
+        report(label, "raw encoders, all models", round(len(chunks) / raw, 1), "chunks/s")
+        judge = raw_judge(chunks, label)
+        report(label, "raw, all encoder work (chunks, sentences, words)", round(raw + judge, 1), "s")
     shown = {t.strip(): i for i, t in enumerate(texts[:size])}
     probes = [(q, shown[t.strip()]) for q, t in questions if t.strip() in shown][:60]
 
@@ -181,10 +213,17 @@ def bench_size(size: int, texts: list[str], questions: list[tuple[str, str]], mo
         hits = sum(any(d.metadata["source"].endswith(f"p{i:06d}.txt") for d in qa.search(q, k=5)) for q, i in probes)
         return f"{hits}/{len(probes)}"
 
-    report(label, "right passage in top 5, searchable", found())
     started = time.perf_counter()
-    qa.index()
-    seconds = searchable + time.perf_counter() - started
+    if one_run:  # as a user runs it: one `tpdqa index`, both phases in one process
+        stats = qa.index()
+        seconds, searchable = time.perf_counter() - started, stats.searchable_s
+    else:  # two runs, the questions asked in between, when only the searchable phase has run
+        stats = qa.index(searchable_only=True)
+        searchable = time.perf_counter() - started
+        report(label, "right passage in top 5, searchable", found())
+        started = time.perf_counter()
+        qa.index()
+        seconds = searchable + time.perf_counter() - started
     report(label, "right passage in top 5, complete", found())
     report(label, "chunks", stats.chunks)
     report(label, "time to searchable", round(searchable, 1), "s")
@@ -192,7 +231,8 @@ def bench_size(size: int, texts: list[str], questions: list[tuple[str, str]], mo
     report(label, "searchable / complete", round(searchable / seconds, 3))
     report(label, "tpdqa index", round(stats.chunks / seconds, 1), "chunks/s")
     if not cached:
-        report(label, "index / raw encoders", round(raw / seconds, 3))
+        report(label, "index / raw encoders (chunks only)", round(raw / seconds, 3))
+        report(label, "index / raw, all encoder work", round((raw + judge) / seconds, 3))
     qa.store.close()
 
     env = env_for(documents, index, models)
@@ -220,6 +260,25 @@ def bench_size(size: int, texts: list[str], questions: list[tuple[str, str]], mo
     report(label, "'Loading weights' on stderr", "Loading weights" in stderr)
     disk = sum(p.stat().st_size for p in index.rglob("*") if p.is_file())
     report(label, "index on disk", round(disk / 1e6, 1), "MB")
+    report(label, "index on disk per chunk", round(disk / stats.chunks / 1e3, 2), "KB")
+    for part, size in disk_parts(index).items():
+        report(label, f"  {part}", f"{size / 1e6:.1f} MB, {size / stats.chunks / 1e3:.2f} KB a chunk")
+
+
+def disk_parts(index: Path) -> dict[str, int]:
+    """Bytes of each part of an index: Chroma's SQLite file and vector files, and for every
+    SQLite file its tables and indexes (SQLite's dbstat)."""
+    import sqlite3
+
+    parts = {"chroma vector files (HNSW)": sum(p.stat().st_size for p in (index / "chroma").glob("*/*"))}
+    for path in [index / "chroma" / "chroma.sqlite3", *sorted(index.glob("*.sqlite"))]:
+        if not path.exists():
+            continue
+        parts[f"{path.name} (file)"] = path.stat().st_size
+        with sqlite3.connect(path) as db:
+            for name, size in db.execute("SELECT name, sum(pgsize) FROM dbstat GROUP BY name ORDER BY 2 DESC LIMIT 6"):
+                parts[f"{path.name}: {name}"] = size
+    return parts
 
 
 class Precomputed:
@@ -241,9 +300,8 @@ def index_vectors(documents: Path, index: Path, models: list[str]) -> dict[str, 
     """text -> vector of every model in a finished index (the sentence store's too)."""
     import sqlite3
 
-    import numpy as np
-
     from tpdqa import Assistant
+    from tpdqa.sentences import unpack, unpack_units
     from tpdqa.settings import USE_MODEL
 
     qa = Assistant(documents_dir=documents, index_dir=index, embedding_models=models)
@@ -258,11 +316,10 @@ def index_vectors(documents: Path, index: Path, models: list[str]) -> dict[str, 
     judge = out.setdefault(USE_MODEL, {})
     with sqlite3.connect(index / "sentences.sqlite") as db:
         for units, blob in db.execute("SELECT units, vectors FROM sentences"):
-            units = json.loads(units)
+            units = unpack_units(units)
             if units:
-                judge.update(zip(units, np.frombuffer(blob, dtype=np.float16).reshape(len(units), -1).astype(np.float32)))
-        judge.update((w, np.frombuffer(b, dtype=np.float16).astype(np.float32))
-                     for w, b in db.execute("SELECT word, vector FROM words"))
+                judge.update(zip(units, unpack(blob, len(units))))
+        judge.update((w, unpack(b, 1)[0]) for w, b in db.execute("SELECT word, vector FROM words"))
     qa.store.close()
     return out
 
@@ -415,21 +472,33 @@ def main() -> int:
                              "one's vectors (as tpdqa index --ray gets them from a cluster), chunks/s")
     parser.add_argument("--writer-only", action="store_true",
                         help="only the writer's ceiling, from indexes a previous run left in --work")
+    parser.add_argument("--one-run", action="store_true",
+                        help="index each size in one run (both phases in one process, as `tpdqa index` does) "
+                             "instead of two (searchable only, questions, then complete)")
+    parser.add_argument("--unique", type=int,
+                        help="build every folder from the first N passages of the pool only, so the sizes above "
+                             "--uncached reuse the vectors of the uncached one (seeded into the cache)")
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args()
 
     models = args.models.split(",") if args.models else Settings().embedding_models
     sizes = sorted(int(s) for s in args.sizes.split(",") if s.strip())
     texts, questions = pool() if sizes else ([], [])
+    texts = texts[:args.unique] if args.unique else texts
     print(f"{len(texts):,} unique passages; models: {', '.join(models)}; {os.cpu_count()} cores")
     FIGURES["meta"] = {"models": models, "unique_passages": len(texts), "cores": os.cpu_count(),
                        "date": time.strftime("%Y-%m-%d %H:%M")}
+    seeded = False
     for size in sizes:
         cached = size > args.uncached
         if not args.writer_only:
             if cached:
                 use_vector_cache(models, args.work / "vector-cache")
-            bench_size(size, texts, questions, models, args.work, cached=cached)
+                seed = args.work / f"{args.uncached // 1000}k"
+                if args.unique and not seeded and (seed / "index").exists():
+                    seed_vector_cache(models, index_vectors(seed / "documents", seed / "index", models))
+                    seeded = True
+            bench_size(size, texts, questions, models, args.work, cached=cached, one_run=args.one_run)
         if args.writer or args.writer_only:
             bench_writer(f"{size // 1000}k", args.work, models)
     if args.serve:

@@ -299,7 +299,7 @@ def test_collections_filter_inside_every_search_and_old_indexes_get_labelled(cor
         collection = qa.store.dense(model)._collection
         got = collection.get(include=["metadatas"])
         collection.update(ids=got["ids"], metadatas=[{**m, "collection": None} for m in got["metadatas"]])
-        assert all("collection" not in m for m in collection.get(include=["metadatas"])["metadatas"])
+        assert all("collection" not in (m or {}) for m in collection.get(include=["metadatas"])["metadatas"])
     with qa.store._manifest:
         qa.store._manifest.execute("DELETE FROM tpdqa_meta WHERE key = 'collections'")
     qa.store.close()
@@ -350,17 +350,93 @@ def test_index_searchable_only_loads_the_fastest_encoder_and_a_later_run_complet
 
 
 def test_the_local_store_keeps_each_text_once_and_every_list_still_returns_it(corpus_dir, tmp_path):
-    """The Chroma collections hold vectors and the two fields searches filter on; the text and
+    """The Chroma collections hold vectors and the one field searches filter on; the text and
     metadata come back from the BM25 index (three encoders no longer mean three copies)."""
     qa = Assistant(documents_dir=corpus_dir, index_dir=tmp_path / "index")
     qa.index()
     for model in qa.settings.embedding_models:
         stored = qa.store.dense(model)._collection.get(include=["documents", "metadatas"])
         assert stored["ids"] and all(text is None for text in stored["documents"]), model
-        assert all(set(m) == {"collection", "source"} for m in stored["metadatas"]), model
+        assert all(set(m) == {"collection"} for m in stored["metadatas"]), model
     lists = qa.retriever.ranked_lists("Quel pays domine la production de puces mémoire ?", "fr")
     for name, hits in lists.items():
         doc = hits[0][0]
         assert doc.page_content and doc.metadata["source"] == "tpd-asie-2025.txt" and doc.metadata["lang"] == "fr", name
     answer = qa.ask("Quel pays domine la production de puces mémoire ?")
     assert "Corée du Sud" in answer.citations[0].quote and answer.citations[0].title
+
+
+def test_an_index_whose_sentences_an_older_version_wrote_answers_the_same(corpus_dir, tmp_path):
+    """Sentence and word vectors are written as int8 and the units compressed (half the bytes of
+    the float16 and plain JSON older versions wrote); an index holding the older rows is read as
+    it is, with the same quotes and support, and is not rewritten."""
+    import sqlite3
+
+    import numpy as np
+
+    from tpdqa.sentences import unpack, unpack_units
+
+    questions = ["Quel pays domine la production de puces mémoire ?", "Que vise l'accord américano-japonais ?",
+                 "Dans quels domaines le Japon est-il leader ?"]
+    index = tmp_path / "index"
+    qa = Assistant(documents_dir=corpus_dir, index_dir=index)
+    qa.index()
+    before = [qa.ask(q) for q in questions]
+    qa.store.close()
+
+    db = sqlite3.connect(index / "sentences.sqlite")
+    rows = db.execute("SELECT chunk_id, units, vectors FROM sentences").fetchall()
+    units = {chunk: unpack_units(packed) for chunk, packed, _ in rows}
+    new_bytes = sum(len(blob) for *_, blob in rows)
+    with db:  # what an older version wrote: JSON text, float16 vectors
+        for chunk, _, blob in rows:
+            old = unpack(blob, len(units[chunk])).astype(np.float16).tobytes() if units[chunk] else b""
+            db.execute("UPDATE sentences SET units = ?, vectors = ? WHERE chunk_id = ?",
+                       (json.dumps(units[chunk], ensure_ascii=False), old, chunk))
+        for word, blob in db.execute("SELECT word, vector FROM words").fetchall():
+            db.execute("UPDATE words SET vector = ? WHERE word = ?", (unpack(blob, 1)[0].astype(np.float16).tobytes(), word))
+    old_bytes = sum(len(blob) for (blob,) in db.execute("SELECT vectors FROM sentences"))
+    db.close()
+    assert new_bytes < 0.52 * old_bytes
+
+    again = Assistant(documents_dir=corpus_dir, index_dir=index)
+    assert again.index().embedded == 0
+    for question, first, second in zip(questions, before, [again.ask(q) for q in questions]):
+        assert [c.quote for c in second.citations] == [c.quote for c in first.citations], question
+        assert second.refused == first.refused and abs(second.support - first.support) < 0.01, question
+
+
+def test_records_an_older_version_kept_in_langchains_table_move_over_without_reindexing(corpus_dir, tmp_path):
+    """Indexes written before kept their records in LangChain's ``SQLRecordManager`` table (2.9 KB
+    a chunk); on open they move to tpdqa's own table, the old one is dropped, and nothing is
+    embedded again."""
+    import sqlite3
+
+    from langchain_classic.indexes import SQLRecordManager
+
+    index = tmp_path / "index"
+    qa = Assistant(documents_dir=corpus_dir, index_dir=index)
+    qa.index()
+    db = sqlite3.connect(index / "records.sqlite")
+    held = db.execute("SELECT n.name, r.key, g.name FROM tpdqa_records r JOIN tpdqa_namespaces n ON n.id = r.namespace "
+                      "JOIN tpdqa_groups g ON g.id = r.grp").fetchall()
+    qa.store.close()
+    with db:  # what an older version wrote
+        db.executescript("DROP TABLE tpdqa_records; DROP TABLE tpdqa_namespaces; DROP TABLE tpdqa_groups;")
+    db.close()
+    for namespace in {n for n, _, _ in held}:
+        old = SQLRecordManager(namespace, db_url=f"sqlite:///{index / 'records.sqlite'}")
+        old.create_schema()
+        old.update([k for n, k, _ in held if n == namespace], group_ids=[g for n, _, g in held if n == namespace])
+        old.engine.dispose()
+
+    again = _probe(corpus_dir, index)
+    assert again["embedded"] == 0 and again["unchanged"] == 1 and again["models_loaded"] == []
+    db = sqlite3.connect(index / "records.sqlite")
+    assert not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'upsertion_record'").fetchone()
+    moved = db.execute("SELECT n.name, r.key, g.name FROM tpdqa_records r JOIN tpdqa_namespaces n ON n.id = r.namespace "
+                       "JOIN tpdqa_groups g ON g.id = r.grp").fetchall()
+    assert sorted(moved) == sorted(held) and len(held) == 5 * 8  # five destinations, eight chunks
+    db.close()
+    answer = Assistant(documents_dir=corpus_dir, index_dir=index).ask("Quel pays domine la production de puces mémoire ?")
+    assert "Corée du Sud" in answer.citations[0].quote

@@ -200,8 +200,7 @@ class LazyEmbeddings(Embeddings):
         self.threads = threads  # USE's and e5's own thread count (None: their defaults)
         self._model: Embeddings | None = None
         self._lock = threading.Lock()
-        self._listener: tuple[int, Callable[[int], None]] | None = None
-        self._known: tuple[int, Mapping[str, Sequence[float]]] | None = None
+        self._scoped = threading.local()  # this thread's listener and precomputed vectors
         self._queries: dict[str, list[float]] = {}  # recent questions, oldest first
         self._queries_lock = threading.Lock()
 
@@ -209,21 +208,21 @@ class LazyEmbeddings(Embeddings):
     def reporting(self, listener: Callable[[int], None]) -> Iterator[None]:
         """Call ``listener(n)`` after each batch of ``n`` documents this thread embeds
         (questions answered meanwhile by other threads are not counted)."""
-        self._listener = (threading.get_ident(), listener)
+        before, self._scoped.listener = getattr(self._scoped, "listener", None), listener
         try:
             yield
         finally:
-            self._listener = None
+            self._scoped.listener = before
 
     @contextmanager
     def precomputed(self, vectors: Mapping[str, Sequence[float]]) -> Iterator[None]:
         """Serve this thread's ``embed_documents`` from ``vectors`` (text -> vector, computed
         elsewhere: a Ray cluster's encoders, :mod:`tpdqa.cluster`); a text it lacks is encoded here."""
-        self._known = (threading.get_ident(), vectors)
+        before, self._scoped.known = getattr(self._scoped, "known", None), vectors
         try:
             yield
         finally:
-            self._known = None
+            self._scoped.known = before
 
     @property
     def loaded(self) -> bool:
@@ -248,16 +247,16 @@ class LazyEmbeddings(Embeddings):
             return self._model
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        known = self._known
-        if known is not None and known[0] == threading.get_ident():
-            missing = list(dict.fromkeys(t for t in texts if t not in known[1]))
+        known = getattr(self._scoped, "known", None)
+        if known is not None:
+            missing = list(dict.fromkeys(t for t in texts if t not in known))
             fresh = dict(zip(missing, self.model.embed_documents(missing))) if missing else {}
-            vectors = [list(map(float, known[1][t])) if t in known[1] else fresh[t] for t in texts]
+            vectors = [list(map(float, known[t])) if t in known else fresh[t] for t in texts]
         else:
             vectors = self.model.embed_documents(texts)
-        listener = self._listener
-        if listener is not None and listener[0] == threading.get_ident():
-            listener[1](len(texts))
+        listener = getattr(self._scoped, "listener", None)
+        if listener is not None:
+            listener(len(texts))
         return vectors
 
     def embed_query(self, text: str) -> list[float]:

@@ -5,8 +5,8 @@ What lives there:
 - ``chroma/``: one Chroma collection per embedding model, vectors only (the texts are in
   ``bm25.sqlite``: :mod:`tpdqa.vectors`), or the same collections, texts included, on a
   ``chroma run`` server when ``chroma_url`` is set;
-- ``records.sqlite``: LangChain's indexing records (``SQLRecordManager``), one
-  namespace per collection and one for the BM25 index, plus the file manifest;
+- ``records.sqlite``: the indexing records LangChain's ``index`` keeps (:mod:`tpdqa.records`),
+  one namespace per destination, plus the file manifest;
 - ``bm25.sqlite``: the lexical index (:mod:`tpdqa.lexical`), which also holds every chunk's
   text and metadata once: dense hits are read back from it by id;
 - ``sentences.sqlite``: each chunk's quotable sentences and their vectors, and word
@@ -69,6 +69,7 @@ from langchain_core.documents import Document
 from tpdqa.embeddings import collection_name, get_embeddings
 from tpdqa.ingest import INGEST_VERSION, FileError, collection_of, load_folder, parse_side_by_side, sql_in_collections
 from tpdqa.lexical import LexicalIndex
+from tpdqa.records import SQLiteRecordManager
 from tpdqa.sentences import SentenceIndex
 from tpdqa.settings import USE_MODEL, Settings
 
@@ -213,9 +214,7 @@ class Store:
     def records(self, namespace: str):
         with self._lock:
             if namespace not in self._records:
-                from langchain_classic.indexes import SQLRecordManager
-
-                manager = SQLRecordManager(namespace, db_url=f"sqlite:///{(self.index_dir / 'records.sqlite').resolve()}")
+                manager = SQLiteRecordManager(namespace, self.index_dir / "records.sqlite")
                 manager.create_schema()
                 self._records[namespace] = manager
             return self._records[namespace]
@@ -257,6 +256,8 @@ class Store:
         with self._sync_lock, self._write_lock(progress):
             self.refresh()  # what another process wrote before us, seen through a current client
             self._label_collections()
+            for _, namespace, _ in self._destinations():  # records an older version wrote move over now
+                self.records(namespace)
             return self._sync(progress, searchable_only, cluster)
 
     def _label_collections(self) -> None:
@@ -269,8 +270,10 @@ class Store:
                 collection = self.dense(model)._collection
                 for offset in range(0, collection.count(), 1000):
                     got = collection.get(include=["metadatas"], limit=1000, offset=offset)
-                    todo = [(i, {**(m or {}), "collection": collection_of((m or {}).get("source", ""))})
-                            for i, m in zip(got["ids"], got["metadatas"]) if "collection" not in (m or {})]
+                    bare = {i: m or {} for i, m in zip(got["ids"], got["metadatas"]) if "collection" not in (m or {})}
+                    sources = {d.id: d.metadata.get("source", "") for d in self.lexical.get(list(bare))}  # vectors-only
+                    todo = [(i, {**m, "collection": collection_of(m.get("source") or sources.get(i, ""))})
+                            for i, m in bare.items()]
                     if todo:
                         collection.update(ids=[i for i, _ in todo], metadatas=[m for _, m in todo])
         with self._lock, self._manifest:
@@ -662,7 +665,7 @@ class Store:
         self.sentences.close()
         self._manifest.close()
         for manager in self._records.values():
-            manager.engine.dispose()
+            manager.close()
         if self._client is not None and not self.settings.chroma_url:
             self._client.close()
         self._client, self._dense, self._records = None, {}, {}

@@ -5,14 +5,14 @@ langchain-chroma stores each chunk's text in every collection it writes: three e
 meant three copies, each also in Chroma's metadata table and in its trigram full-text index
 (which tpdqa never queries). Measured at 3,279 chunks (docs/evaluation.md, Speed): Chroma's
 SQLite file held 61 MB, 50 of them texts, metadata and that full-text index. This subclass
-writes ids, vectors and the two metadata fields searches filter or clean up on
-(``collection``, ``source``); :meth:`tpdqa.store.Store.dense_search_by_vector` reads the
+writes ids, vectors and the one metadata field searches filter on (``collection``; the
+records clean up by file, not Chroma); :meth:`tpdqa.store.Store.dense_search_by_vector` reads the
 texts back from the BM25 index by id. Used for the local store only: a ``chroma run``
 server may hold other replicas' chunks, which this process's BM25 index does not.
 
     >>> from tpdqa.vectors import KEPT_METADATA
     >>> KEPT_METADATA
-    ('collection', 'source')
+    ('collection',)
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any
 
 from langchain_chroma import Chroma
 
-KEPT_METADATA = ("collection", "source")
+KEPT_METADATA = ("collection",)
 
 
 class VectorsOnlyChroma(Chroma):
