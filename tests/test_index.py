@@ -440,3 +440,26 @@ def test_records_an_older_version_kept_in_langchains_table_move_over_without_rei
     db.close()
     answer = Assistant(documents_dir=corpus_dir, index_dir=index).ask("Quel pays domine la production de puces mémoire ?")
     assert "Corée du Sud" in answer.citations[0].quote
+
+
+def test_deleting_documents_gives_the_disk_space_back(corpus_dir, tmp_path):
+    """Chunks deleted with their file leave no free pages behind in tpdqa's SQLite files."""
+    import sqlite3
+
+    report = corpus_dir / "rapport.txt"
+    report.write_text("\n\n".join(
+        f"Le chantier numéro {i} du port de Brest a coûté {i * 37}000 euros et a duré {i % 11 + 2} mois. "
+        f"Les dockers de l'équipe {i} ont remplacé {i % 7 + 1} grues et repeint le quai {i % 5}."
+        for i in range(120)), encoding="utf-8")
+    index = tmp_path / "index"
+    qa = Assistant(documents_dir=corpus_dir, index_dir=index)
+    qa.index()
+    files = ("bm25.sqlite", "sentences.sqlite", "records.sqlite")
+    full = {name: (index / name).stat().st_size for name in files}
+    report.unlink()
+    assert qa.index().deleted == 1
+    for name in files:
+        with sqlite3.connect(index / name) as db:
+            assert db.execute("PRAGMA freelist_count").fetchone()[0] == 0, name
+        assert (index / name).stat().st_size < full[name], name
+    assert "Corée du Sud" in qa.ask("Quel pays domine la production de puces mémoire ?").citations[0].quote

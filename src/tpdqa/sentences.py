@@ -136,6 +136,7 @@ def unpack_units(value: bytes | str) -> list[str]:
 # takes 64 KB pages, which fill to about 97 % instead of 70 % (an existing file keeps its own).
 _SCHEMA = """
 PRAGMA page_size = 65536;
+PRAGMA auto_vacuum = INCREMENTAL;
 CREATE TABLE IF NOT EXISTS sentences (chunk_id TEXT PRIMARY KEY, source TEXT, units TEXT, vectors BLOB);
 CREATE TABLE IF NOT EXISTS words (word TEXT PRIMARY KEY, vector BLOB);
 """
@@ -256,6 +257,11 @@ class SentenceIndex(DocumentIndex):
     def ids(self) -> set[str]:
         with self._lock:
             return {row[0] for row in self._conn.execute("SELECT chunk_id FROM sentences")}
+
+    def release_free_pages(self) -> None:
+        """Give the pages deleted rows left back to the disk (a file made with incremental auto-vacuum)."""
+        with self._lock:
+            self._conn.executescript("PRAGMA incremental_vacuum;")  # to the end: execute() frees one page a step
 
     def close(self) -> None:
         self._conn.close()

@@ -148,6 +148,7 @@ class Store:
         self.sentences = SentenceIndex.open(self.index_dir / "sentences.sqlite", get_embeddings(USE_MODEL))
         self._manifest = sqlite3.connect(str(self.index_dir / "records.sqlite"), check_same_thread=False,
                                          timeout=30)
+        self._manifest.execute("PRAGMA auto_vacuum = INCREMENTAL")  # a new file only: see release_free_pages
         with self._manifest:
             self._manifest.execute(
                 "CREATE TABLE IF NOT EXISTS tpdqa_files (source TEXT PRIMARY KEY, sha256 TEXT, chunks INTEGER, "
@@ -385,7 +386,18 @@ class Store:
             stats.seconds = stats.complete_s = time.perf_counter() - started
         elif not second:
             stats.complete_s = stats.searchable_s
+        if stats.deleted or stats.updated or stats.chunks_deleted:
+            self.release_free_pages()
         return stats
+
+    def release_free_pages(self) -> None:
+        """Deleted chunks leave free pages in the SQLite files; an index made since 2026-12-02
+        (incremental auto-vacuum) gives them back after each sync that deleted some. Chroma's
+        own file is Chroma's."""
+        self.lexical.release_free_pages()
+        self.sentences.release_free_pages()
+        with self._lock:
+            self._manifest.executescript("PRAGMA incremental_vacuum;")  # to the end: execute() frees one page a step
 
     def _index_into(self, chunks: list[Document], label: str, namespace: str, target: str | Any, gone: list[str],
                     check: bool, stats: IndexStats, progress: Progress | None) -> None:
