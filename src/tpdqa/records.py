@@ -106,13 +106,9 @@ class SQLiteRecordManager(RecordManager):
         self.update(keys, group_ids=group_ids, time_at_least=time_at_least)
 
     def exists(self, keys: Sequence[str]) -> list[bool]:
-        found: set[str] = set()
         with self._lock:
-            for start in range(0, len(keys), _CHUNK):
-                part = list(keys[start:start + _CHUNK])
-                found.update(row[0] for row in self._conn.execute(
-                    f"SELECT key FROM tpdqa_records WHERE namespace = ? AND key IN ({','.join('?' * len(part))})",
-                    [self._namespace(), *part]))
+            found = {row[0] for row in self._select_in("SELECT key FROM tpdqa_records WHERE namespace = ? AND key",
+                                                        list(keys), self._namespace())}
         return [key in found for key in keys]
 
     async def aexists(self, keys: Sequence[str]) -> list[bool]:
@@ -161,12 +157,16 @@ class SQLiteRecordManager(RecordManager):
     def _group_ids(self, names: list[str], create: bool) -> dict[str, int]:
         """File name -> its integer id (new names get one when ``create``)."""
         names = list(dict.fromkeys(names))
-        out: dict[str, int] = {}
         with self._lock, self._conn:
             if create:
                 self._conn.executemany("INSERT OR IGNORE INTO tpdqa_groups (name) VALUES (?)", [(n,) for n in names])
-            for start in range(0, len(names), _CHUNK):
-                part = names[start:start + _CHUNK]
-                out.update(self._conn.execute(
-                    f"SELECT name, id FROM tpdqa_groups WHERE name IN ({','.join('?' * len(part))})", part))
-        return out
+            return dict(self._select_in("SELECT name, id FROM tpdqa_groups WHERE name", names))
+
+    def _select_in(self, query: str, keys: list[str], *leading: object) -> list[tuple]:
+        """Rows of ``query`` + `` IN (keys)``, ``_CHUNK`` keys a statement; ``leading``: the
+        query's own parameters, before the keys."""
+        rows: list[tuple] = []
+        for start in range(0, len(keys), _CHUNK):
+            part = keys[start:start + _CHUNK]
+            rows += self._conn.execute(f"{query} IN ({','.join('?' * len(part))})", [*leading, *part]).fetchall()
+        return rows
