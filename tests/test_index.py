@@ -220,7 +220,7 @@ def test_changed_chunking_reads_unchanged_files_again(corpus_dir, tmp_path):
     assert qa.index().embedded == 0
 
 
-def test_bm25_index_of_an_older_version_is_rekeyed_and_still_answers(tmp_path):
+def test_bm25_index_of_an_older_version_moves_to_todays_tables_and_still_answers(tmp_path):
     import sqlite3
 
     from langchain_core.documents import Document
@@ -243,6 +243,35 @@ def test_bm25_index_of_an_older_version_is_rekeyed_and_still_answers(tmp_path):
                            metadata={"source": "x.txt", "lang": "fr"})])
     assert index.ids() == {"b"} and index.count() == 1
     assert index.get(["b"])[0].page_content.startswith("La Corée du Sud")
+    tables = {row[0] for row in sqlite3.connect(path).execute("SELECT name FROM sqlite_schema WHERE type = 'table'")}
+    assert "chunks" not in tables and "chunk_rows" in tables  # moved once, not read from the old table
+
+
+def test_bm25_rows_indexed_by_an_older_analyzer_are_deleted_cleanly(tmp_path):
+    """The terms a row was indexed with are not stored: a delete recomputes them. When the
+    analyzer has changed since (other stems), every row is stemmed again instead of leaving
+    the old terms behind, so a deleted file's words find nothing."""
+    from langchain_core.documents import Document
+
+    from tpdqa.lexical import LexicalIndex, _row
+
+    index = LexicalIndex.open(tmp_path / "bm25.sqlite")
+    japan = Document(id="a", page_content="Le Japon investit dans les réacteurs nucléaires.", metadata={"source": "x.txt"})
+    korea = Document(id="b", page_content="La Corée du Sud construit des chantiers navals.", metadata={"source": "y.txt"})
+    index.upsert([korea])
+    with index._conn:  # "a" as an older analyzer indexed it: other terms than today's
+        index._write([(*_row(japan)[:4], "japon investit reacteurs nucleaires")])
+    assert [d.id for d, _ in index.search("Japon", k=5)] == ["a"]
+    assert index.delete(["a"])["num_deleted"] == 1
+    assert index.search("Japon", k=5) == []
+    assert [d.id for d, _ in index.search("chantiers navals", k=5)] == ["b"]
+    index._conn.execute("CREATE VIRTUAL TABLE temp.vocab USING fts5vocab(main, chunk_terms, 'row')")
+    left = {row[0] for row in index._conn.execute("SELECT term FROM temp.vocab")}
+    assert not left & {"japon", "investit", "reacteurs", "nucleaires"}  # none of the old terms stays indexed
+    index.upsert([japan])  # and today's analyzer indexes and deletes it without a rebuild
+    assert [d.id for d, _ in index.search("réacteur nucléaire", k=5)] == ["a"]
+    index.delete(["a"])
+    assert index.search("réacteur nucléaire", k=5) == [] and index.ids() == {"b"}
 
 
 def test_a_second_writer_waits_for_the_write_lock_then_says_why_it_gave_up(corpus_dir, tmp_path):
@@ -450,9 +479,9 @@ def test_deleting_documents_gives_the_disk_space_back(corpus_dir, tmp_path):
     report.write_text("\n\n".join(
         f"Le chantier numéro {i} du port de Brest a coûté {i * 37}000 euros et a duré {i % 11 + 2} mois. "
         f"Les dockers de l'équipe {i} ont remplacé {i % 7 + 1} grues et repeint le quai {i % 5}."
-        for i in range(120)), encoding="utf-8")
+        for i in range(900)), encoding="utf-8")  # more than a 64 KB page of every file's rows
     index = tmp_path / "index"
-    qa = Assistant(documents_dir=corpus_dir, index_dir=index)
+    qa = Assistant(documents_dir=corpus_dir, index_dir=index, embedding_models=[USE_MODEL])
     qa.index()
     files = ("bm25.sqlite", "sentences.sqlite", "records.sqlite")
     full = {name: (index / name).stat().st_size for name in files}

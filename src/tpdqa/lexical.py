@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import sqlite3
 import threading
 import warnings
+import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,27 +35,61 @@ from pydantic import ConfigDict, PrivateAttr
 
 from tpdqa.ingest import sql_in_collections
 from tpdqa.language import LANGUAGES, analyze, guess_lang
+from tpdqa.records import select_in
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", LangChainBetaWarning)
     from langchain_core.indexing.base import DeleteResponse, DocumentIndex, UpsertResponse
 
+logger = logging.getLogger(__name__)
+
+# Terms are indexed, not stored: a contentless FTS5 table (a copy of the stemmed terms was a
+# third of a row). The rows table holds text and metadata in one zlib blob, less the columns'
+# values. Deleting from a contentless table needs the terms it indexed, so they are recomputed
+# from the text; a CRC of what was indexed tells when the analyzer has changed since, and then
+# every row is stemmed again (queries are analyzed by today's analyzer anyway). 64 KB pages: a
+# row of about 0.5-1.5 KB left a third of a 4 KB page empty.
 _SCHEMA = """
+PRAGMA page_size = 65536;
 PRAGMA auto_vacuum = INCREMENTAL;
-CREATE VIRTUAL TABLE IF NOT EXISTS chunks USING fts5(
-    terms, id UNINDEXED, source UNINDEXED, text UNINDEXED, metadata UNINDEXED,
-    tokenize = 'unicode61 remove_diacritics 2'
+CREATE VIRTUAL TABLE IF NOT EXISTS chunk_terms USING fts5(
+    terms, content = '', tokenize = 'unicode61 remove_diacritics 2'
 );
+CREATE TABLE IF NOT EXISTS chunk_rows (key INTEGER PRIMARY KEY, id TEXT, source TEXT, body BLOB, terms_crc INTEGER);
 """
 
-
-_INSERT = "INSERT INTO chunks (rowid, terms, id, source, text, metadata) VALUES (?, ?, ?, ?, ?, ?)"
+_RESTORED = ("source", "chunk_id")  # metadata keys kept by the columns, not in the blob
 
 
 def row_key(chunk_id: str) -> int:
-    """The FTS5 rowid of a chunk id: FTS5 cannot index its UNINDEXED id column, so rows are
-    found by a 63-bit hash of the id (a delete by id scanned the table: 7 ms a row at 10k)."""
+    """The rowid of a chunk id: a 63-bit hash, so a row is found without an index on ``id``
+    (a delete by id scanned the table: 7 ms a row at 10k)."""
     return int.from_bytes(hashlib.sha256(chunk_id.encode("utf-8")).digest()[:8], "big") >> 1
+
+
+def chunk_terms(text: str, metadata: dict[str, Any]) -> str:
+    """What BM25 indexes for a chunk: its stems, in its language (the first line is its section path)."""
+    return " ".join(analyze(text, metadata.get("lang") or guess_lang(text)))
+
+
+def _crc(terms: str) -> int:
+    return zlib.crc32(terms.encode("utf-8"))
+
+
+def _row(doc: Document) -> tuple[int, str, str, bytes, str]:
+    """(key, id, source, body, terms) of a chunk."""
+    meta, source = dict(doc.metadata), str(doc.metadata.get("source", ""))
+    dropped = [k for k in _RESTORED if meta.get(k) == (source if k == "source" else doc.id)]
+    for k in dropped:
+        del meta[k]
+    body = zlib.compress(json.dumps([doc.page_content, meta, dropped], ensure_ascii=False).encode("utf-8"))
+    return row_key(doc.id), doc.id, source, body, chunk_terms(doc.page_content, doc.metadata)
+
+
+def _document(chunk_id: str, source: str, body: bytes) -> Document:
+    text, meta, dropped = json.loads(zlib.decompress(body))
+    restored = {k: source if k == "source" else chunk_id for k in dropped}
+    return Document(id=chunk_id, page_content=text, metadata={**restored, **meta})
 
 
 class LexicalIndex(DocumentIndex):
@@ -77,27 +113,72 @@ class LexicalIndex(DocumentIndex):
         return index
 
     def _migrate(self) -> None:
-        """Indexes written before rows were keyed by ``row_key(id)`` are rekeyed once."""
-        first = self._conn.execute("SELECT rowid, id FROM chunks LIMIT 1").fetchone()
-        if first is None or first[0] == row_key(first[1]):
+        """An index an older version wrote (one FTS5 table that also stored terms, text and
+        metadata) moves into today's tables once, without analyzing anything again."""
+        old = "SELECT 1 FROM sqlite_schema WHERE name = 'chunks' AND type = 'table'"
+        if self._conn.execute(old).fetchone() is None:
             return
-        with self._lock, self._conn:
-            rows = self._conn.execute("SELECT terms, id, source, text, metadata FROM chunks").fetchall()
-            self._conn.execute("DELETE FROM chunks")
-            self._conn.executemany(_INSERT, [(row_key(r[1]), *r) for r in rows])
+        self._conn.execute("PRAGMA busy_timeout = 600000")  # another process may be moving it
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                if self._conn.execute(old).fetchone() is not None:  # not moved meanwhile
+                    for start in range(0, 1 << 62, 5000):
+                        batch = self._conn.execute("SELECT terms, id, source, text, metadata FROM chunks "
+                                                   "LIMIT 5000 OFFSET ?", (start,)).fetchall()
+                        self._write([(*_row(Document(id=r[1], page_content=r[3], metadata=json.loads(r[4])))[:4], r[0])
+                                     for r in batch])
+                        if len(batch) < 5000:
+                            break
+                    self._conn.execute("DROP TABLE chunks")
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            finally:
+                self._conn.execute("PRAGMA busy_timeout = 5000")
+            try:  # today's page size and auto-vacuum take effect with a VACUUM
+                self._conn.executescript("PRAGMA page_size = 65536; PRAGMA auto_vacuum = INCREMENTAL; VACUUM;")
+            except sqlite3.OperationalError as error:  # another process reads it: next time
+                logger.info("bm25.sqlite not vacuumed after its move (%s)", error)
+
+    def _write(self, rows: Sequence[tuple[int, str, str, bytes, str]]) -> None:
+        self._conn.executemany("INSERT INTO chunk_rows VALUES (?, ?, ?, ?, ?)",
+                               [(*r[:4], _crc(r[4])) for r in rows])
+        self._conn.executemany("INSERT INTO chunk_terms (rowid, terms) VALUES (?, ?)", [(r[0], r[4]) for r in rows])
+
+    def _remove(self, keys: list[int]) -> int:
+        """Delete the rows of ``keys`` (those that exist); inside the caller's transaction."""
+        rows = select_in(self._conn, "SELECT key, id, source, body, terms_crc FROM chunk_rows WHERE key", keys)
+        terms = [(key, chunk_terms(doc.page_content, doc.metadata), crc)
+                 for key, crc, doc in ((r[0], r[4], _document(*r[1:4])) for r in rows)]
+        stale = any(_crc(t) != crc for _, t, crc in terms)
+        if not stale:
+            self._conn.executemany("INSERT INTO chunk_terms (chunk_terms, rowid, terms) VALUES ('delete', ?, ?)",
+                                   [(key, t) for key, t, _ in terms])
+        for start in range(0, len(keys), 500):
+            part = keys[start:start + 500]
+            self._conn.execute(f"DELETE FROM chunk_rows WHERE key IN ({','.join('?' * len(part))})", part)
+        if stale:
+            self._restem()
+        return len(rows)
+
+    def _restem(self) -> None:
+        """Index every row again with today's analyzer (its terms differ from what was indexed)."""
+        logger.warning("BM25: the text analyzer changed since these chunks were indexed; stemming them again")
+        self._conn.execute("INSERT INTO chunk_terms (chunk_terms) VALUES ('delete-all')")
+        rows = self._conn.execute("SELECT key, id, source, body FROM chunk_rows").fetchall()
+        self._conn.execute("DELETE FROM chunk_rows")
+        self._write([_row(_document(*r[1:])) for r in rows])
 
     # -- DocumentIndex ------------------------------------------------------------------
     def upsert(self, items: Sequence[Document], /, **kwargs: Any) -> UpsertResponse:
-        rows = []
-        for doc in items:
-            if doc.id is None:
-                raise ValueError("LexicalIndex.upsert needs documents with an id")
-            lang = doc.metadata.get("lang") or guess_lang(doc.page_content)
-            terms = " ".join(analyze(doc.page_content, lang))  # the chunk's first line is its section path
-            rows.append((terms, doc.id, doc.metadata.get("source", ""), doc.page_content, json.dumps(doc.metadata)))
+        if any(doc.id is None for doc in items):
+            raise ValueError("LexicalIndex.upsert needs documents with an id")
+        rows = [_row(doc) for doc in items]
         with self._lock, self._conn:
-            self._conn.executemany("DELETE FROM chunks WHERE rowid = ?", [(row_key(r[1]),) for r in rows])
-            self._conn.executemany(_INSERT, [(row_key(r[1]), *r) for r in rows])
+            self._remove([r[0] for r in rows])
+            self._write(rows)
         if self.on_batch is not None:
             self.on_batch(len(rows))
         return {"succeeded": [r[1] for r in rows], "failed": []}
@@ -106,16 +187,13 @@ class LexicalIndex(DocumentIndex):
         if ids is None:
             raise ValueError("LexicalIndex.delete needs ids")
         with self._lock, self._conn:
-            deleted = self._conn.executemany("DELETE FROM chunks WHERE rowid = ?", [(row_key(i),) for i in ids]).rowcount
+            deleted = self._remove([row_key(i) for i in ids])
         return {"num_deleted": deleted, "succeeded": list(ids), "failed": []}
 
     def get(self, ids: Sequence[str], /, **kwargs: Any) -> list[Document]:
         with self._lock:
-            found = {
-                row[0]: Document(id=row[0], page_content=row[1], metadata=json.loads(row[2]))
-                for i in ids
-                for row in self._conn.execute("SELECT id, text, metadata FROM chunks WHERE rowid = ?", (row_key(i),))
-            }
+            rows = select_in(self._conn, "SELECT id, source, body FROM chunk_rows WHERE key", [row_key(i) for i in ids])
+        found = {r[0]: _document(*r) for r in rows}
         return [found[i] for i in ids if i in found]
 
     def _get_relevant_documents(
@@ -137,21 +215,24 @@ class LexicalIndex(DocumentIndex):
             return []
         match = " OR ".join('"' + t.replace('"', "") + '"' for t in terms)
         where, params = sql_in_collections(collections)
+        if where:  # the filter reads each match's row
+            query = ("SELECT r.id, r.source, r.body, -bm25(chunk_terms) FROM chunk_terms JOIN chunk_rows r "
+                     f"ON r.key = chunk_terms.rowid WHERE chunk_terms MATCH ?{where} ORDER BY bm25(chunk_terms) LIMIT ?")
+        else:  # rank first, read only the best k rows
+            query = ("SELECT r.id, r.source, r.body, hit.score FROM (SELECT rowid AS key, -bm25(chunk_terms) AS score "
+                     "FROM chunk_terms WHERE chunk_terms MATCH ? ORDER BY bm25(chunk_terms) LIMIT ?) AS hit "
+                     "JOIN chunk_rows r ON r.key = hit.key ORDER BY hit.score DESC")
         with self._lock:
-            rows = self._conn.execute(
-                f"SELECT id, text, metadata, -bm25(chunks) AS score FROM chunks WHERE chunks MATCH ?{where} "
-                "ORDER BY bm25(chunks) LIMIT ?",
-                (f"terms : ({match})", *params, k),
-            ).fetchall()
-        return [(Document(id=r[0], page_content=r[1], metadata=json.loads(r[2])), float(r[3])) for r in rows]
+            rows = self._conn.execute(query, (f"terms : ({match})", *params, k)).fetchall()
+        return [(_document(*r[:3]), float(r[3])) for r in rows]
 
     def ids(self) -> set[str]:
         with self._lock:
-            return {row[0] for row in self._conn.execute("SELECT id FROM chunks")}
+            return {row[0] for row in self._conn.execute("SELECT id FROM chunk_rows")}
 
     def count(self) -> int:
         with self._lock:
-            return self._conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
+            return self._conn.execute("SELECT count(*) FROM chunk_rows").fetchone()[0]
 
     def release_free_pages(self) -> None:
         """Give the pages deleted rows left back to the disk (a file made with incremental auto-vacuum)."""

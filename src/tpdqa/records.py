@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from langchain_core.indexing import RecordManager
 
@@ -38,6 +39,16 @@ CREATE INDEX IF NOT EXISTS tpdqa_records_by_group ON tpdqa_records (grp);
 log = logging.getLogger(__name__)
 
 _CHUNK = 500  # keys a statement (SQLite's variable limit)
+
+
+def select_in(conn: sqlite3.Connection, query: str, keys: Sequence[Any], *leading: object) -> list[tuple]:
+    """Rows of ``query`` + `` IN (keys)``, ``_CHUNK`` keys a statement; ``leading``: the
+    query's own parameters, before the keys."""
+    rows: list[tuple] = []
+    for start in range(0, len(keys), _CHUNK):
+        part = list(keys[start:start + _CHUNK])
+        rows += conn.execute(f"{query} IN ({','.join('?' * len(part))})", [*leading, *part]).fetchall()
+    return rows
 
 
 class SQLiteRecordManager(RecordManager):
@@ -163,10 +174,4 @@ class SQLiteRecordManager(RecordManager):
             return dict(self._select_in("SELECT name, id FROM tpdqa_groups WHERE name", names))
 
     def _select_in(self, query: str, keys: list[str], *leading: object) -> list[tuple]:
-        """Rows of ``query`` + `` IN (keys)``, ``_CHUNK`` keys a statement; ``leading``: the
-        query's own parameters, before the keys."""
-        rows: list[tuple] = []
-        for start in range(0, len(keys), _CHUNK):
-            part = keys[start:start + _CHUNK]
-            rows += self._conn.execute(f"{query} IN ({','.join('?' * len(part))})", [*leading, *part]).fetchall()
-        return rows
+        return select_in(self._conn, query, keys, *leading)

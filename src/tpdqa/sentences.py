@@ -47,6 +47,7 @@ from pydantic import ConfigDict, PrivateAttr
 from tpdqa.ingest import chunk_body
 from tpdqa.ingest.base import is_row
 from tpdqa.language import _stopwords, fold, split_sentences, words
+from tpdqa.records import select_in
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", LangChainBetaWarning)
@@ -267,12 +268,7 @@ class SentenceIndex(DocumentIndex):
         self._conn.close()
 
     def _select(self, query: str, keys: list[str]) -> list[tuple]:
-        """Rows of ``query`` + `` IN (keys)``, 500 keys a statement (SQLite's variable limit)."""
-        rows = []
-        for start in range(0, len(keys), 500):
-            part = keys[start:start + 500]
-            rows += self._conn.execute(f"{query} IN ({','.join('?' * len(part))})", part).fetchall()
-        return rows
+        return select_in(self._conn, query, keys)
 
     def _chunks(self, ids: list[str]) -> dict[str, tuple]:
         return {r[0]: r for r in self._select("SELECT chunk_id, source, units, vectors FROM sentences WHERE chunk_id", ids)}
