@@ -123,13 +123,12 @@ class LexicalIndex(DocumentIndex):
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 if self._conn.execute(old).fetchone() is not None:  # not moved meanwhile
-                    for start in range(0, 1 << 62, 5000):
-                        batch = self._conn.execute("SELECT terms, id, source, text, metadata FROM chunks "
-                                                   "LIMIT 5000 OFFSET ?", (start,)).fetchall()
-                        self._write([(*_row(Document(id=r[1], page_content=r[3], metadata=json.loads(r[4])))[:4], r[0])
-                                     for r in batch])
-                        if len(batch) < 5000:
-                            break
+                    last = -(1 << 63)
+                    while batch := self._conn.execute("SELECT rowid, terms, id, text, metadata FROM chunks WHERE "
+                                                      "rowid > ? ORDER BY rowid LIMIT 5000", (last,)).fetchall():
+                        self._write([(*_row(Document(id=r[2], page_content=r[3], metadata=json.loads(r[4])))[:4], r[1])
+                                     for r in batch])  # the terms it was indexed with, as they were
+                        last = batch[-1][0]
                     self._conn.execute("DROP TABLE chunks")
                 self._conn.execute("COMMIT")
             except BaseException:
