@@ -260,7 +260,7 @@ def test_bm25_rows_indexed_by_an_older_analyzer_are_deleted_cleanly(tmp_path):
     korea = Document(id="b", page_content="La Corée du Sud construit des chantiers navals.", metadata={"source": "y.txt"})
     index.upsert([korea])
     with index._conn:  # "a" as an older analyzer indexed it: other terms than today's
-        index._write([(*_row(japan)[:4], "japon investit reacteurs nucleaires")])
+        index._write([_row(japan, terms="japon investit reacteurs nucleaires")])
     assert [d.id for d, _ in index.search("Japon", k=5)] == ["a"]
     assert index.delete(["a"])["num_deleted"] == 1
     assert index.search("Japon", k=5) == []

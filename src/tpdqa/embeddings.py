@@ -263,12 +263,28 @@ class LazyEmbeddings(Embeddings):
         # Retrieval and the answerer both embed the question with the judge: once is enough.
         vector = self._queries.get(text)
         if vector is None:
-            vector = self.model.embed_query(text)
+            model = self.model
+            _one_torch_thread()
+            vector = model.embed_query(text)
             with self._queries_lock:
                 self._queries[text] = vector
                 while len(self._queries) > 256:
                     del self._queries[next(iter(self._queries))]
         return vector
+
+
+_QUESTION_THREAD = threading.local()
+
+
+def _one_torch_thread() -> None:
+    """A question is one short text: torch's second thread mostly spins on it (MiniLM, 2 cores:
+    about the same wall time, half the CPU on one thread, which the other lists of the same
+    question need). OpenMP keeps a thread count per calling thread, so this thread (a question's)
+    gets one and the threads that index keep theirs."""
+    torch = sys.modules.get("torch")
+    if torch is not None and not getattr(_QUESTION_THREAD, "single", False):
+        torch.set_num_threads(1)
+        _QUESTION_THREAD.single = True
 
 
 _CACHE: dict[str, LazyEmbeddings] = {}

@@ -76,14 +76,14 @@ def _crc(terms: str) -> int:
     return zlib.crc32(terms.encode("utf-8"))
 
 
-def _row(doc: Document) -> tuple[int, str, str, bytes, str]:
-    """(key, id, source, body, terms) of a chunk."""
+def _row(doc: Document, terms: str | None = None) -> tuple[int, str, str, bytes, str]:
+    """(key, id, source, body, terms) of a chunk (``terms``: those it was indexed with, if known)."""
     meta, source = dict(doc.metadata), str(doc.metadata.get("source", ""))
     dropped = [k for k in _RESTORED if meta.get(k) == (source if k == "source" else doc.id)]
     for k in dropped:
         del meta[k]
     body = zlib.compress(json.dumps([doc.page_content, meta, dropped], ensure_ascii=False).encode("utf-8"))
-    return row_key(doc.id), doc.id, source, body, chunk_terms(doc.page_content, doc.metadata)
+    return row_key(doc.id), doc.id, source, body, chunk_terms(doc.page_content, doc.metadata) if terms is None else terms
 
 
 def _document(chunk_id: str, source: str, body: bytes) -> Document:
@@ -126,7 +126,7 @@ class LexicalIndex(DocumentIndex):
                     last = -(1 << 63)
                     while batch := self._conn.execute("SELECT rowid, terms, id, text, metadata FROM chunks WHERE "
                                                       "rowid > ? ORDER BY rowid LIMIT 5000", (last,)).fetchall():
-                        self._write([(*_row(Document(id=r[2], page_content=r[3], metadata=json.loads(r[4])))[:4], r[1])
+                        self._write([_row(Document(id=r[2], page_content=r[3], metadata=json.loads(r[4])), terms=r[1])
                                      for r in batch])  # the terms it was indexed with, as they were
                         last = batch[-1][0]
                     self._conn.execute("DROP TABLE chunks")
