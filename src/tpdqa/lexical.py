@@ -231,7 +231,8 @@ class LexicalIndex(DocumentIndex):
 
     def count(self) -> int:
         with self._lock:
-            return self._conn.execute("SELECT count(*) FROM chunk_rows").fetchone()[0]
+            # one row a chunk, as chunk_rows, in a table of small rows: 0.6 ms at 164k chunks (chunk_rows: 21-139 ms)
+            return self._conn.execute("SELECT count(*) FROM chunk_terms_docsize").fetchone()[0]
 
     def release_free_pages(self) -> None:
         """Give the pages deleted rows left back to the disk (a file made with incremental auto-vacuum)."""
