@@ -35,7 +35,7 @@ from pydantic import ConfigDict, PrivateAttr
 
 from tpdqa.ingest import sql_in_collections
 from tpdqa.language import LANGUAGES, analyze, guess_lang
-from tpdqa.records import select_in
+from tpdqa.records import release_free_pages, select_in
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", LangChainBetaWarning)
@@ -148,19 +148,19 @@ class LexicalIndex(DocumentIndex):
 
     def _remove(self, keys: list[int]) -> int:
         """Delete the rows of ``keys`` (those that exist); inside the caller's transaction."""
-        rows = select_in(self._conn, "SELECT key, id, source, body, terms_crc FROM chunk_rows WHERE key", keys)
-        terms = [(key, chunk_terms(doc.page_content, doc.metadata), crc)
-                 for key, crc, doc in ((r[0], r[4], _document(*r[1:4])) for r in rows)]
-        stale = any(_crc(t) != crc for _, t, crc in terms)
+        indexed = []  # (key, terms as today's analyzer gives them, CRC of those it was indexed with)
+        for key, chunk_id, source, body, crc in select_in(
+                self._conn, "SELECT key, id, source, body, terms_crc FROM chunk_rows WHERE key", keys):
+            doc = _document(chunk_id, source, body)
+            indexed.append((key, chunk_terms(doc.page_content, doc.metadata), crc))
+        stale = any(_crc(terms) != crc for _, terms, crc in indexed)
         if not stale:
             self._conn.executemany("INSERT INTO chunk_terms (chunk_terms, rowid, terms) VALUES ('delete', ?, ?)",
-                                   [(key, t) for key, t, _ in terms])
-        for start in range(0, len(keys), 500):
-            part = keys[start:start + 500]
-            self._conn.execute(f"DELETE FROM chunk_rows WHERE key IN ({','.join('?' * len(part))})", part)
+                                   [(key, terms) for key, terms, _ in indexed])
+        self._conn.executemany("DELETE FROM chunk_rows WHERE key = ?", [(key,) for key, _, _ in indexed])
         if stale:
             self._restem()
-        return len(rows)
+        return len(indexed)
 
     def _restem(self) -> None:
         """Index every row again with today's analyzer (its terms differ from what was indexed)."""
@@ -237,7 +237,7 @@ class LexicalIndex(DocumentIndex):
     def release_free_pages(self) -> None:
         """Give the pages deleted rows left back to the disk (a file made with incremental auto-vacuum)."""
         with self._lock:
-            self._conn.executescript("PRAGMA incremental_vacuum;")  # to the end: execute() frees one page a step
+            release_free_pages(self._conn)
 
     def close(self) -> None:
         self._conn.close()

@@ -51,6 +51,11 @@ def select_in(conn: sqlite3.Connection, query: str, keys: Sequence[Any], *leadin
     return rows
 
 
+def release_free_pages(conn: sqlite3.Connection) -> None:
+    """Give the pages deleted rows left back to the disk (a file made with incremental auto-vacuum)."""
+    conn.executescript("PRAGMA incremental_vacuum;")  # to the end: execute() frees one page a step
+
+
 class SQLiteRecordManager(RecordManager):
     """LangChain ``RecordManager`` over one SQLite file (``index/records.sqlite``)."""
 
@@ -118,8 +123,8 @@ class SQLiteRecordManager(RecordManager):
 
     def exists(self, keys: Sequence[str]) -> list[bool]:
         with self._lock:
-            found = {row[0] for row in self._select_in("SELECT key FROM tpdqa_records WHERE namespace = ? AND key",
-                                                        list(keys), self._namespace())}
+            found = {row[0] for row in select_in(self._conn, "SELECT key FROM tpdqa_records WHERE namespace = ? AND key",
+                                                  list(keys), self._namespace())}
         return [key in found for key in keys]
 
     async def aexists(self, keys: Sequence[str]) -> list[bool]:
@@ -171,7 +176,4 @@ class SQLiteRecordManager(RecordManager):
         with self._lock, self._conn:
             if create:
                 self._conn.executemany("INSERT OR IGNORE INTO tpdqa_groups (name) VALUES (?)", [(n,) for n in names])
-            return dict(self._select_in("SELECT name, id FROM tpdqa_groups WHERE name", names))
-
-    def _select_in(self, query: str, keys: list[str], *leading: object) -> list[tuple]:
-        return select_in(self._conn, query, keys, *leading)
+            return dict(select_in(self._conn, "SELECT name, id FROM tpdqa_groups WHERE name", names))

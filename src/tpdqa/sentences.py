@@ -47,7 +47,7 @@ from pydantic import ConfigDict, PrivateAttr
 from tpdqa.ingest import chunk_body
 from tpdqa.ingest.base import is_row
 from tpdqa.language import _stopwords, fold, split_sentences, words
-from tpdqa.records import select_in
+from tpdqa.records import release_free_pages, select_in
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", LangChainBetaWarning)
@@ -212,7 +212,7 @@ class SentenceIndex(DocumentIndex):
         wanted = [w for w in dict.fromkeys(items) if w not in self._words]
         if wanted:
             with self._lock:
-                for word, blob in self._select("SELECT word, vector FROM words WHERE word", wanted):
+                for word, blob in select_in(self._conn, "SELECT word, vector FROM words WHERE word", wanted):
                     self._words[word] = unpack(blob, 1)[0]
             new = [w for w in wanted if w not in self._words]
             if new:
@@ -248,7 +248,7 @@ class SentenceIndex(DocumentIndex):
         units = [u for doc_units in self.units_of(docs) for u in doc_units]
         words = [w for w in dict.fromkeys(w for u in units for w in content_words(u)) if w not in self._words]
         with self._lock:
-            held = {row[0] for row in self._select("SELECT word FROM words WHERE word", words)}
+            held = {row[0] for row in select_in(self._conn, "SELECT word FROM words WHERE word", words)}
         return list(dict.fromkeys(units + [w for w in words if w not in held]))
 
     def count(self) -> int:
@@ -262,16 +262,13 @@ class SentenceIndex(DocumentIndex):
     def release_free_pages(self) -> None:
         """Give the pages deleted rows left back to the disk (a file made with incremental auto-vacuum)."""
         with self._lock:
-            self._conn.executescript("PRAGMA incremental_vacuum;")  # to the end: execute() frees one page a step
+            release_free_pages(self._conn)
 
     def close(self) -> None:
         self._conn.close()
 
-    def _select(self, query: str, keys: list[str]) -> list[tuple]:
-        return select_in(self._conn, query, keys)
-
     def _chunks(self, ids: list[str]) -> dict[str, tuple]:
-        return {r[0]: r for r in self._select("SELECT chunk_id, source, units, vectors FROM sentences WHERE chunk_id", ids)}
+        return {r[0]: r for r in select_in(self._conn, "SELECT chunk_id, source, units, vectors FROM sentences WHERE chunk_id", ids)}
 
     def _encode(self, docs: list[Document], lang: str = "en") -> list[tuple]:
         per_doc = self.units_of(docs, lang)

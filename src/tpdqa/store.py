@@ -69,7 +69,7 @@ from langchain_core.documents import Document
 from tpdqa.embeddings import collection_name, get_embeddings
 from tpdqa.ingest import INGEST_VERSION, FileError, collection_of, load_folder, parse_side_by_side, sql_in_collections
 from tpdqa.lexical import LexicalIndex
-from tpdqa.records import SQLiteRecordManager
+from tpdqa.records import SQLiteRecordManager, release_free_pages
 from tpdqa.sentences import SentenceIndex
 from tpdqa.settings import USE_MODEL, Settings
 
@@ -397,7 +397,7 @@ class Store:
         self.lexical.release_free_pages()
         self.sentences.release_free_pages()
         with self._lock:
-            self._manifest.executescript("PRAGMA incremental_vacuum;")  # to the end: execute() frees one page a step
+            release_free_pages(self._manifest)
 
     def _index_into(self, chunks: list[Document], label: str, namespace: str, target: str | Any, gone: list[str],
                     check: bool, stats: IndexStats, progress: Progress | None) -> None:
