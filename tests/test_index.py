@@ -274,6 +274,37 @@ def test_bm25_rows_indexed_by_an_older_analyzer_are_deleted_cleanly(tmp_path):
     assert index.search("réacteur nucléaire", k=5) == [] and index.ids() == {"b"} and index.count() == 1
 
 
+def test_on_a_big_index_bm25_leaves_out_words_that_nearly_every_chunk_holds(tmp_path):
+    """Past 10,000 chunks, a query word found in more than 10,000 of them (and 5 %) is not
+    scored: the chunks that hold only it do not come back, the distinctive words decide. A
+    question of such words alone still finds chunks, and words another process's write made
+    common are seen as common at once."""
+    from langchain_core.documents import Document
+
+    from tpdqa.lexical import COMMON_TERM_CHUNKS, LexicalIndex
+
+    def reports(first: int, n: int, topic: str) -> list[Document]:
+        return [Document(id=f"r{i}", page_content=f"Rapport {i} sur le commerce {topic}.",
+                         metadata={"source": f"r{i // 100}.txt", "lang": "fr"}) for i in range(first, first + n)]
+
+    path = tmp_path / "bm25.sqlite"
+    index = LexicalIndex.open(path)
+    robots = Document(id="robots", page_content="Le Japon investit dans les robots industriels.",
+                      metadata={"source": "japon.txt", "lang": "fr"})
+    index.upsert([robots, *reports(0, COMMON_TERM_CHUNKS - 1, "maritime")])
+    # at the limit nothing is left out: every report holds "commerce"
+    assert len(index.search("Le commerce des robots", k=40)) == 40
+    index.upsert(reports(COMMON_TERM_CHUNKS, 500, "maritime"))
+    assert [d.id for d, _ in index.search("Le commerce des robots", k=40)] == ["robots"]
+    assert len(index.search("Le commerce maritime", k=40)) == 40  # every word common: all are scored
+
+    other = LexicalIndex.open(path)  # another process makes "robots" common
+    other.upsert(reports(20_000, COMMON_TERM_CHUNKS + 1, "des robots"))
+    other.close()
+    hits = index.search("Le commerce des robots industriels", k=40)
+    assert hits[0][0].id == "robots" and len(hits) == 1
+
+
 def test_a_second_writer_waits_for_the_write_lock_then_says_why_it_gave_up(corpus_dir, tmp_path):
     from tpdqa import IndexBusyError
     from tpdqa.store import WAITING
