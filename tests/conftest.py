@@ -23,6 +23,14 @@ needs_chromium = pytest.mark.skipif(not Path(CHROMIUM).exists(),
                                     reason=f"no Chromium at {CHROMIUM} (make setup-test installs it)")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_cache(tmp_path_factory):
+    # Model exports cached by a run (tpdqa.embeddings.OnnxQuestionEncoder) stay in the session.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cwd(tmp_path, monkeypatch):
     # No tpdqa.toml or TPDQA_* from the developer's shell leaks into a test.

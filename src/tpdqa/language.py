@@ -68,6 +68,8 @@ def _stopwords() -> frozenset[str]:
 
 def fold(token: str) -> str:
     """Lowercase and strip accents: 'Corée' and 'coree' meet."""
+    if token.isascii():  # most words: nothing to strip (a quarter of a question's analysis time)
+        return token.lower()
     decomposed = unicodedata.normalize("NFKD", token.lower())
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 

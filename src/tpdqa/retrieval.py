@@ -18,6 +18,7 @@ list's lead on a small corpus, scores keep it.
 
 from __future__ import annotations
 
+import os
 import time
 from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterator
@@ -92,15 +93,48 @@ class HybridRetriever(BaseRetriever):
             with timed(timings, f"search {model}"):
                 return self.store.dense_search_by_vector(model, vector, self.fetch_k, collections)
 
-        # The encoders and Chroma release the GIL: the lists are built side by side.
-        futures = {model: _POOL.submit(dense, model) for model in self.models}
-        with timed(timings, "bm25"):
-            bm25 = self.store.lexical.search(query, k=self.fetch_k, lang=query_lang, collections=collections)
-        lists = {model: future.result() for model, future in futures.items()}
-        lists[BM25] = bm25
-        return lists
+        def bm25() -> list[tuple[Document, float]]:
+            with timed(timings, "bm25"):
+                return self.store.lexical.search(query, k=self.fetch_k, lang=query_lang, collections=collections)
+
+        work = {model: (lambda m=model: dense(m)) for model in self.models}
+        work[BM25] = bm25
+        # The encoders, Chroma and SQLite release the GIL: the lists are built side by side, in
+        # as many lanes as there are cores, each lane's lists one after the other. One thread a
+        # list on 2 cores had e5 (the longest list) wait for the others: 39 ms to embed a
+        # question that takes 23 ms alone. Lanes are balanced by each list's recent time.
+        # The pool's threads, never the caller's: a thread that embeds a question keeps one
+        # OpenMP thread (embeddings._one_thread_per_question), which indexing must not inherit.
+        lists: dict[str, list[tuple[Document, float]]] = {}
+        for future in [_POOL.submit(_run_lane, lane, work) for lane in _lanes(list(work), _LANES)]:
+            lists.update(future.result())
+        return {name: lists[name] for name in work}
 
 
+def _run_lane(names: list[str], work: dict[str, Any]) -> dict[str, list[tuple[Document, float]]]:
+    out = {}
+    for name in names:
+        started = time.perf_counter()
+        out[name] = work[name]()
+        seconds = time.perf_counter() - started
+        _COST[name] = 0.8 * _COST.get(name, seconds) + 0.2 * seconds
+    return out
+
+
+def _lanes(names: list[str], count: int) -> list[list[str]]:
+    """``names`` shared among ``count`` lanes, longest first into the least loaded lane (a list
+    not timed yet counts as a long one, so the first question's lists are spread evenly)."""
+    lanes: list[list[str]] = [[] for _ in range(max(1, min(count, len(names))))]
+    loads = [0.0] * len(lanes)
+    for name in sorted(names, key=lambda n: -_COST.get(n, 1.0)):
+        lane = loads.index(min(loads))
+        lanes[lane].append(name)
+        loads[lane] += _COST.get(name, 1.0)
+    return lanes
+
+
+_LANES = os.cpu_count() or 1
+_COST: dict[str, float] = {}  # each list's recent seconds (moving average), to balance the lanes
 _POOL = ThreadPoolExecutor(max_workers=8, thread_name_prefix="tpdqa-dense")
 
 
