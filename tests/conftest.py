@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -135,6 +137,15 @@ def serving(command: list[str], ready_url: str, *, timeout: float, log: Path, cw
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def fresh_process(script: str, cache: Path) -> tuple[dict, str]:
+    """Run ``script`` in a new Python process whose model cache is ``cache``: the JSON object its
+    last line prints, and what it said on stderr."""
+    out = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True,
+                         timeout=300, env={**os.environ, "XDG_CACHE_HOME": str(cache)})
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1]), out.stderr
 
 
 def run_tpdqa(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: int = 600, input: str | None = None):

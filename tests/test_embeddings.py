@@ -2,21 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
 import sys
 import textwrap
 
+from tests.conftest import fresh_process
+
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 QUESTION = "Qui domine la production de puces mémoire ?"
-
-
-def _python(script: str, cache) -> str:
-    out = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], capture_output=True, text=True, timeout=300,
-                         env={**os.environ, "XDG_CACHE_HOME": str(cache)})
-    assert out.returncode == 0, out.stderr
-    return out.stdout.strip().splitlines()[-1]
 
 
 def test_minilm_loads_without_scikit_learn_which_still_works_after():
@@ -45,31 +38,29 @@ def test_questions_skip_torch_once_the_model_has_embedded_documents_and_get_the_
     3-4 s instead of 7.5 s), and gets the vector sentence-transformers gives. A damaged
     export is said and passed over."""
     cache = tmp_path / "cache"
-    reference = json.loads(_python(f"""
+    reference, _ = fresh_process(f"""
         import json
         from tpdqa.embeddings import get_embeddings
         embeddings = get_embeddings({MINILM!r})
         embeddings.embed_documents(["La Corée du Sud domine la production de puces mémoire."])
-        print(json.dumps(embeddings.model.embed_query({QUESTION!r})))
-    """, cache))
+        print(json.dumps({{"vector": embeddings.model.embed_query({QUESTION!r})}}))
+    """, cache)
     ask = f"""
         import json, sys
         from tpdqa.embeddings import get_embeddings
         vector = get_embeddings({MINILM!r}).embed_query({QUESTION!r})
         print(json.dumps({{"torch": "torch" in sys.modules, "vector": vector}}))
     """
-    asked = json.loads(_python(ask, cache))
+    asked, _ = fresh_process(ask, cache)
     assert not asked["torch"]
-    assert sum(a * b for a, b in zip(asked["vector"], reference)) >= 0.9999
+    assert sum(a * b for a, b in zip(asked["vector"], reference["vector"])) >= 0.9999
 
     (export,) = (cache / "tpdqa" / "questions").iterdir()
     (export / "model.onnx").write_bytes(b"not a graph")
-    out = subprocess.run([sys.executable, "-c", textwrap.dedent(ask)], capture_output=True, text=True, timeout=300,
-                         env={**os.environ, "XDG_CACHE_HOME": str(cache)})
-    damaged = json.loads(out.stdout.strip().splitlines()[-1])
-    assert damaged["torch"] and "not loaded" in out.stderr
-    assert sum(a * b for a, b in zip(damaged["vector"], reference)) >= 0.9999
-    assert not json.loads(_python(ask, cache))["torch"]  # exported again by the process that used torch
+    damaged, said = fresh_process(ask, cache)
+    assert damaged["torch"] and "not loaded" in said
+    assert sum(a * b for a, b in zip(damaged["vector"], reference["vector"])) >= 0.9999
+    assert not fresh_process(ask, cache)[0]["torch"]  # exported again by the process that used torch
 
 
 def test_asking_leaves_every_core_to_the_thread_that_asked(bundled_assistant):

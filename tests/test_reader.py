@@ -92,13 +92,9 @@ def test_the_reader_reads_through_its_int8_graph_in_a_later_process_without_torc
     """The first load makes an int8 ONNX graph of the reader in the model cache (checked against
     float32 before it is kept); a later process reads with it without importing torch, and
     marks the same answer. A damaged graph is said and made again."""
-    import json
-    import os
-    import subprocess
-    import sys
-    import textwrap
+    from tests.conftest import fresh_process
 
-    script = textwrap.dedent("""
+    script = """
         import json, sys
         from tpdqa.reader import Reader
         reader = Reader.load()
@@ -106,21 +102,14 @@ def test_the_reader_reads_through_its_int8_graph_in_a_later_process_without_torc
         reading = reader.read("Where is the sigma lab now?", [passage])[0]
         print(json.dumps({"net": type(reader.net).__name__, "torch": "torch" in sys.modules,
                           "answer": passage[reading.start:reading.end], "margin": reading.margin}))
-    """)
-    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path)}
-
-    def run() -> tuple[dict, str]:
-        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
-        assert out.returncode == 0, out.stderr
-        return json.loads(out.stdout.strip().splitlines()[-1]), out.stderr
-
-    first, _ = run()
-    later, _ = run()
+    """
+    first, _ = fresh_process(script, tmp_path)
+    later, _ = fresh_process(script, tmp_path)
     assert first["net"] == later["net"] == "OnnxReaderNet" and later["torch"] is False
     assert later["answer"].startswith("Oslo") and later["margin"] > 0
     (graph,) = (tmp_path / "tpdqa" / "reader").glob("*-int8.onnx")
     graph.write_bytes(b"damaged")
-    again, said = run()
+    again, said = fresh_process(script, tmp_path)
     assert "made again" in said and again["answer"] == later["answer"] and graph.stat().st_size > 1_000_000
 
 
@@ -187,12 +176,11 @@ def test_a_follow_up_is_answered_with_what_it_changes(bundled_assistant):
     settings = bundled_assistant.settings
     for reader in ("auto", "off"):
         assistant = Assistant(documents_dir=settings.documents_dir, index_dir=settings.index_dir, reader=reader)
-        for question, follow_up in (("Que vise l'accord américano-japonais ?", "Et l'accord avec la Corée ?"),):
-            first = assistant.ask(question)
-            assert "japonais" in first.citations[0].quote.lower() or "Japon" in first.citations[0].quote, (reader, question)
-            history = [{"role": "user", "content": first.question}, {"role": "assistant", "content": first.text}]
-            follow = assistant.ask(follow_up, history=history)
-            assert not follow.refused, (reader, follow_up, follow.text)
-            quote = follow.citations[0].quote
-            assert "Corée collaboreront" in quote or "TPD américano-coréen" in quote, (reader, follow_up, quote)
-            assert not set(first.citations[0].sentences) & set(follow.citations[0].sentences), (reader, follow_up)
+        first = assistant.ask("Que vise l'accord américano-japonais ?")
+        assert "japonais" in first.citations[0].quote.lower() or "Japon" in first.citations[0].quote, reader
+        history = [{"role": "user", "content": first.question}, {"role": "assistant", "content": first.text}]
+        follow = assistant.ask("Et l'accord avec la Corée ?", history=history)
+        assert not follow.refused, (reader, follow.text)
+        quote = follow.citations[0].quote
+        assert "Corée collaboreront" in quote or "TPD américano-coréen" in quote, (reader, quote)
+        assert not set(first.citations[0].sentences) & set(follow.citations[0].sentences), reader

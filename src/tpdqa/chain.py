@@ -134,9 +134,9 @@ def prepare(inputs: dict[str, Any], answerer: Any) -> dict[str, Any]:
         query = rewrite(question, as_messages(history))
     else:
         query = standalone_question(question, history)
-        previous = next((message_content(t) for t in reversed(history) if message_role(t) != "user"), None)
-        if query != question and previous:
-            said = FollowUp(asked=question, previous_answer=previous)
+        if query != question:  # rewritten: an elliptic follow-up
+            previous = next((message_content(t) for t in reversed(history) if message_role(t) != "user"), None)
+            said = FollowUp(asked=question, previous_answer=previous) if previous else None
     return {**inputs, "query": query, "lang": guess_lang(question), "said": said}
 
 

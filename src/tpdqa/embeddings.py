@@ -274,7 +274,7 @@ class OnnxQuestionEncoder(Embeddings):
         stamp = [(str(f.relative_to(root)), f.stat().st_size, f.stat().st_mtime_ns)
                  for f in sorted(root.rglob("*")) if f.is_file() and f.suffix in {".safetensors", ".bin", ".json"}]
         key = hashlib.sha256(repr((str(root.resolve()), stamp)).encode()).hexdigest()[:16]
-        return model_cache("questions", f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', root.name)}-{key}")
+        return model_cache("questions", f"{_slug(root.name)}-{key}")
 
     @classmethod
     def load(cls, model_path: str) -> OnnxQuestionEncoder | None:
@@ -481,11 +481,15 @@ def get_embeddings(name: str) -> LazyEmbeddings:
     return _CACHE[name]
 
 
+def _slug(name: str) -> str:
+    """A readable, file- and collection-safe part of a model's name."""
+    return re.sub(r"[^a-zA-Z0-9]+", "-", name).strip("-").lower()[:40] or "model"
+
+
 def collection_name(model: str) -> str:
     """A Chroma collection per model: vectors of two models never share one."""
-    slug = re.sub(r"[^a-zA-Z0-9]+", "-", model.rsplit("/", 1)[-1]).strip("-").lower()[:40] or "model"
     digest = hashlib.sha256(resolve_model_key(model).encode()).hexdigest()[:8]
-    return f"tpdqa-{slug}-{digest}"
+    return f"tpdqa-{_slug(model.rsplit('/', 1)[-1])}-{digest}"
 
 
 def resolve_model_key(model: str) -> str:
