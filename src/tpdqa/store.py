@@ -150,9 +150,12 @@ class Store:
                                          timeout=30)
         self._manifest.execute("PRAGMA auto_vacuum = INCREMENTAL")  # a new file only: see release_free_pages
         with self._manifest:
+            # Two processes may open a new or older index at once (two `tpdqa index` runs): the
+            # schema is checked and changed by one at a time (the second sees the first's columns).
+            self._manifest.execute("BEGIN IMMEDIATE")
             self._manifest.execute(
                 "CREATE TABLE IF NOT EXISTS tpdqa_files (source TEXT PRIMARY KEY, sha256 TEXT, chunks INTEGER, "
-                "indexed_at REAL, done INTEGER)"
+                "indexed_at REAL, done INTEGER, complete INTEGER DEFAULT 1)"
             )
             self._manifest.execute("CREATE TABLE IF NOT EXISTS tpdqa_meta (key TEXT PRIMARY KEY, value TEXT)")
             self._manifest.execute("CREATE TABLE IF NOT EXISTS tpdqa_failed (source TEXT PRIMARY KEY, reason TEXT)")
