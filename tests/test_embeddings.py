@@ -63,6 +63,42 @@ def test_questions_skip_torch_once_the_model_has_embedded_documents_and_get_the_
     assert not fresh_process(ask, cache)[0]["torch"]  # exported again by the process that used torch
 
 
+def test_e5_questions_go_through_onnx_runtime_once_e5_has_embedded_documents(tmp_path):
+    """e5 embedding documents leaves a float32 graph of its layers in the cache; a later process
+    embeds a question through it (10 ms instead of the engine's 20-26, no torch) and gets the
+    engine's vector to cosine 0.999 (the engine rounds activations to 8 bits, the graph does
+    not). A question past the model's 512 tokens is read by the engine, in windows, as before;
+    a damaged graph is said and passed over."""
+    cache = tmp_path / "cache"
+    questions = [QUESTION, "How tall is the Eiffel Tower?", "mot " * 700]
+    reference, _ = fresh_process(f"""
+        import json
+        from tpdqa.embeddings import get_embeddings
+        embeddings = get_embeddings("multilingual-e5-small")
+        embeddings.embed_documents(["La Corée du Sud domine la production de puces mémoire."])
+        print(json.dumps({{"vectors": [embeddings.model.embed_query(q) for q in {questions!r}]}}))
+    """, cache)
+    ask = f"""
+        import json, sys
+        from tpdqa.embeddings import get_embeddings
+        embeddings = get_embeddings("multilingual-e5-small")
+        vectors = [embeddings.embed_query(q) for q in {questions!r}]
+        print(json.dumps({{"torch": "torch" in sys.modules, "encoder": type(embeddings._questions).__name__,
+                           "vectors": vectors}}))
+    """
+    asked, _ = fresh_process(ask, cache)
+    assert asked["encoder"] == "E5QuestionEncoder" and not asked["torch"]
+    cosines = [sum(a * b for a, b in zip(x, y)) for x, y in zip(asked["vectors"], reference["vectors"])]
+    assert min(cosines[:2]) >= 0.999 and cosines[2] >= 0.99999, cosines
+
+    (graph,) = (cache / "tpdqa" / "questions").glob("e5-*.onnx")
+    graph.write_bytes(b"not a graph")
+    damaged, said = fresh_process(ask, cache)
+    assert damaged["encoder"] == "NoneType" and "not loaded" in said
+    cosines = [sum(a * b for a, b in zip(x, y)) for x, y in zip(damaged["vectors"], reference["vectors"])]
+    assert min(cosines) >= 0.99999, cosines  # the engine's own
+
+
 def test_asking_leaves_every_core_to_the_thread_that_asked(bundled_assistant):
     """A question is embedded on one OpenMP thread per encoder (a second one mostly waits on a
     short text), in retrieval's own threads: the thread that asked or searched (a script's, a

