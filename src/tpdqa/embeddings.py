@@ -500,22 +500,26 @@ class LazyEmbeddings(Embeddings):
             return self._model
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        if not self._documents_seen:  # e5's question graph needs torch: made when documents are embedded
-            self._documents_seen = True
-            if resolve_model(self.name) == E5_MODEL:
-                E5QuestionEncoder.export(self.model)
-                self._questions = False  # look again: the export may be new
         known = getattr(self._scoped, "known", None)
         if known is not None:
             missing = list(dict.fromkeys(t for t in texts if t not in known))
-            fresh = dict(zip(missing, self.model.embed_documents(missing))) if missing else {}
+            fresh = dict(zip(missing, self._documents_model().embed_documents(missing))) if missing else {}
             vectors = [list(map(float, known[t])) if t in known else fresh[t] for t in texts]
         else:
-            vectors = self.model.embed_documents(texts)
+            vectors = self._documents_model().embed_documents(texts)
         listener = getattr(self._scoped, "listener", None)
         if listener is not None:
             listener(len(texts))
         return vectors
+
+    def _documents_model(self) -> Embeddings:
+        """The model, for documents: e5's question graph needs torch, so it is made here, once."""
+        if not self._documents_seen:
+            self._documents_seen = True
+            if resolve_model(self.name) == E5_MODEL:
+                E5QuestionEncoder.export(self.model)
+                self._questions = False  # look again: the export may be new
+        return self.model
 
     def embed_query(self, text: str) -> list[float]:
         # Retrieval and the answerer both embed the question with the judge: once is enough.
