@@ -186,6 +186,12 @@ def model_cache(*parts: str) -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "tpdqa", *parts)
 
 
+def _digest(value: Any) -> str:
+    """A short name for ``value`` (a model's files and their sizes and times): a cache entry is
+    made again when they change."""
+    return hashlib.sha256(repr(value).encode()).hexdigest()[:16]
+
+
 def export_onnx(module: Any, inputs: tuple[Any, ...], names: list[str], axes: dict[str, dict[int, str]],
                 target: Path, check: Callable[[Path], bool], int8: bool = False) -> bool:
     """Write ``module`` (a torch module called on ``inputs``, named ``names``) as an ONNX graph
@@ -273,8 +279,7 @@ class OnnxQuestionEncoder(Embeddings):
             return None
         stamp = [(str(f.relative_to(root)), f.stat().st_size, f.stat().st_mtime_ns)
                  for f in sorted(root.rglob("*")) if f.is_file() and f.suffix in {".safetensors", ".bin", ".json"}]
-        key = hashlib.sha256(repr((str(root.resolve()), stamp)).encode()).hexdigest()[:16]
-        return model_cache("questions", f"{_slug(root.name)}-{key}")
+        return model_cache("questions", f"{_slug(root.name)}-{_digest((str(root.resolve()), stamp))}")
 
     @classmethod
     def load(cls, model_path: str) -> OnnxQuestionEncoder | None:
@@ -372,7 +377,7 @@ class E5QuestionEncoder(Embeddings):
 
         weights = default_path()
         stamp = (str(weights.resolve()), weights.stat().st_size, weights.stat().st_mtime_ns)
-        return model_cache("questions", f"e5-{hashlib.sha256(repr(stamp).encode()).hexdigest()[:16]}.onnx")
+        return model_cache("questions", f"e5-{_digest(stamp)}.onnx")
 
     @classmethod
     def load(cls, engine: Callable[[], Embeddings]) -> E5QuestionEncoder | None:
