@@ -657,20 +657,21 @@ class Store:
         # No count() first: Chroma returns fewer hits from a small or empty collection, and at
         # 100k chunks a count took longer than the search.
         with self._searches.shared():
-            found = self.dense(model)._collection.query(query_embeddings=[vector], n_results=k, where=where,
-                                                         include=["documents", "metadatas", "distances"])
-        ids, texts, metadatas, distances = (found[key][0] for key in ("ids", "documents", "metadatas", "distances"))
-        # Texts and metadata from the BM25 index, which holds every chunk once (a vectors-only
-        # collection has none); a server's chunk this process never indexed keeps Chroma's.
-        stored = {doc.id: doc for doc in self.lexical.get(ids)}
-        hits = []
-        for chunk_id, text, metadata, distance in zip(ids, texts, metadatas, distances):
-            doc = stored.get(chunk_id)
-            if doc is None and text is not None:
-                doc = Document(id=chunk_id, page_content=text, metadata=metadata or {})
-            if doc is not None:
-                hits.append((doc, 1.0 - float(distance)))
-        return hits
+            collection = self.dense(model)._collection
+            # Distances only: asking Chroma for texts and metadata too read its metadata segment
+            # for every hit, which the BM25 index already holds: a search at 163k chunks took
+            # 6.2-6.7 ms, 2.7-3.5 ms now.
+            found = collection.query(query_embeddings=[vector], n_results=k, where=where, include=["distances"])
+            ids, distances = found["ids"][0], found["distances"][0]
+            stored = {doc.id: doc for doc in self.lexical.get(ids)}
+            # A server's chunk this process never indexed: its text and metadata from Chroma.
+            missing = [i for i in ids if i not in stored]
+            if missing:
+                extra = collection.get(ids=missing, include=["documents", "metadatas"])
+                for chunk_id, text, metadata in zip(extra["ids"], extra["documents"], extra["metadatas"]):
+                    if text is not None:
+                        stored[chunk_id] = Document(id=chunk_id, page_content=text, metadata=metadata or {})
+        return [(stored[i], 1.0 - float(d)) for i, d in zip(ids, distances) if i in stored]
 
     def models_loaded(self) -> list[str]:
         return [m for m in self.settings.embedding_models if get_embeddings(m).loaded]
