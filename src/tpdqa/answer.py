@@ -48,13 +48,19 @@ from pydantic import BaseModel, Field
 
 from tpdqa.ingest.base import is_row
 from tpdqa.ingest import SECTION_SEP, chunk_body
-from tpdqa.language import LANGUAGES, analyze, fold, words
-from tpdqa.sentences import SentenceIndex, WordMatcher, chunk_units, content_words, normalise
+from tpdqa.language import LANGUAGES, _stopwords, analyze, fold, words
+from tpdqa.sentences import QUESTION_WORDS, SentenceIndex, WordMatcher, chunk_units, content_words, normalise
 
 REFUSALS = {
     "fr": "Je n'ai pas trouvé la réponse dans les documents.",
     "en": "I could not find the answer in the documents.",
 }
+# Said after a refusal when the question names something the passages' files never say.
+_NOT_NAMED = {
+    "en": "The passages found never mention {names}.",
+    "fr": "Les passages trouvés ne mentionnent jamais {names}.",
+}
+_QUOTES = {"en": "“{}”", "fr": "« {} »"}
 _CROSS_LEAD = {
     "en": "The documents say ({lang}): ",
     "fr": "Les documents disent ({lang}) : ",
@@ -169,15 +175,18 @@ class ExtractiveAnswerer:
     """Picks and cites the best supporting sentence; see the module doc."""
 
     def __init__(self, embeddings: Any, min_support: float | None = None, max_sentences: int = 2,
-                 evidence_chunks: int = 3, sentences: SentenceIndex | None = None, reader: Any = None) -> None:
+                 evidence_chunks: int = 3, sentences: SentenceIndex | None = None, reader: Any = None,
+                 lexicon: Any = None) -> None:
         # Sentences are picked from every retrieved chunk; word evidence is read in the
         # first ``evidence_chunks`` only, so that a long tail of loosely related passages
         # cannot make an off-topic question look covered. ``sentences`` holds the units and
         # vectors computed at indexing; without it they are computed here. ``max_sentences``:
         # the best sentence and its passage's runners-up (see Candidates.answer_sentences).
         # ``reader``: a tpdqa.reader.Reader (None: off); ``min_support`` None: the threshold
-        # fitted for the answerer with or without it.
+        # fitted for the answerer with or without it. ``lexicon``: the BM25 index
+        # (tpdqa.lexical.LexicalIndex), which tells the files that name a word (None: no name check).
         self.embeddings = embeddings
+        self.lexicon = lexicon
         self._reader = reader  # a Reader, a Future of one (loading beside the first retrieval), or None
         self.min_support = min_support  # None: MIN_SUPPORT of the question's path (read or not)
         self.max_sentences = max_sentences
@@ -199,7 +208,17 @@ class ExtractiveAnswerer:
         if found is None:
             return Answer.refusal(question, lang, retrieved)
         retrieved = [retrieved[i] for i in found.passage_order(len(retrieved))]
+        unnamed = self.unnamed(question, lang, docs)
+        if unnamed is not None and all(unnamed.values()):
+            refusal = Answer.refusal(question, lang, retrieved)
+            missing = list(dict.fromkeys(name for names in unnamed.values() for name in names))
+            quoted = ", ".join(_QUOTES.get(lang, _QUOTES["en"]).format(name) for name in missing)
+            said = _NOT_NAMED.get(lang, _NOT_NAMED["en"]).format(names=quoted)
+            return refusal.model_copy(update={"text": f"{refusal.text} {said}",
+                                              "warnings": [f"not_named:{name}" for name in missing]})
         scores = found.not_again(found.sentence_scores(), said)
+        if unnamed:
+            scores = found.put_last(scores, {source for source, names in unnamed.items() if names})
         best = found.best(scores)
         support = found.answer_probability(best, scores)
         if support < (self.min_support if self.min_support is not None else MIN_SUPPORT[found.read]):
@@ -241,6 +260,21 @@ class ExtractiveAnswerer:
         yield answer
 
     # -- signals -------------------------------------------------------------------------
+    def unnamed(self, question: str, lang: str, docs: list[Document]) -> dict[str, list[str]] | None:
+        """For each file of the retrieved passages in the question's language, the names the
+        question asks about (:func:`question_names`) that the file never says; None when the
+        question names nothing or there is no lexicon. A near miss — "the cost of the tunnel
+        under the Channel" in a folder that only has a bridge's cost — is answered from no file,
+        and a name's file is preferred to the files that only share its topic. Files in
+        another language are never held to it (Korea is Corée there)."""
+        names = question_names(question)
+        same = {str(doc.metadata.get("source", "")): doc.metadata.get("lang", lang) == lang for doc in docs}
+        if not names or self.lexicon is None or not any(same.values()):
+            return None
+        naming = {name: self.lexicon.sources_naming(name) for name in names}
+        return {source: [name for name, files in naming.items() if held and files is not None and source not in files]
+                for source, held in same.items()}
+
     def candidates(self, question: str, lang: str, docs: list[Document]) -> Candidates | None:
         """Every quotable sentence of the retrieved chunks, with its features (None: nothing to quote)."""
         if self.sentences is not None:
@@ -375,6 +409,11 @@ class Candidates:
         if not again.any() or again.all():
             return scores
         return np.where(again, scores.min() - 10.0, scores)
+
+    def put_last(self, scores: np.ndarray, sources: set[str]) -> np.ndarray:
+        """``scores`` with the sentences of these files put last."""
+        dropped = np.array([str(doc.metadata.get("source", "")) in sources for _, doc, _ in self.items], dtype=bool)
+        return np.where(dropped, scores.min() - 10.0, scores) if dropped.any() else scores
 
     def best(self, scores: np.ndarray) -> int:
         """The best sentence; for a question that wants a number, a date or a name, the best
@@ -511,6 +550,31 @@ EXPANSION_BONUS = 4.0
 _EXPANSION = re.compile(r"\b(?-i:[A-Z][A-Z0-9]{1,9})\b.*\b(stand for|stands for|mean|means|signifie|veut dire|désigne)\b|"
                         r"\b(acronym|acronyme|sigle|abbreviation|abréviation)\b", re.IGNORECASE)
 _ACRONYM = re.compile(r"\b([A-Z][A-Z0-9]{1,9})\b")
+
+
+_WORD_TOKEN = re.compile(r"[^\W\d_][\w’'-]*")
+
+
+def question_names(question: str) -> list[str]:
+    """The names a question asks about: its capitalised words but the first ("Combien a coûté
+    le tunnel sous la Manche ?" -> ["Manche"]), elisions off ("l'Aveyron" -> "Aveyron"),
+    stopwords, words of two letters and Roman numerals ("XIXe") out.
+
+        >>> question_names("How tall is the Eiffel Tower in Paris?")
+        ['Eiffel', 'Tower', 'Paris']
+    """
+    stop = _stopwords()
+    found = []
+    for i, match in enumerate(_WORD_TOKEN.finditer(question)):
+        word = _ELIDED.sub("", match.group(0)).strip("'’-")
+        if (i and len(word) > 2 and word[:1].isupper() and fold(word) not in stop and word.lower() not in QUESTION_WORDS
+                and not _ROMAN.match(word)):
+            found.append(word)
+    return list(dict.fromkeys(found))
+
+
+_ROMAN = re.compile(r"^[IVXLCDM]+(?:e|er|ère|eme|ème|es|èmes|th|st|nd|rd)?$", re.IGNORECASE)  # "XVIIIe siècle"
+_ELIDED = re.compile(r"^(?:l|d|qu|j|n|s|c|jusqu|lorsqu|puisqu)['’]", re.IGNORECASE)
 
 
 def _defines_acronym(question: str, sentence: str) -> float:

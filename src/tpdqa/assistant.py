@@ -98,7 +98,7 @@ class Assistant:
         model = chat_model(settings)
         if model is None:
             return ExtractiveAnswerer(judge, min_support=settings.min_support, sentences=self.store.sentences,
-                                      reader=load_reader_soon(settings.reader))
+                                      reader=load_reader_soon(settings.reader), lexicon=self.store.lexical)
         return GenerativeAnswerer(model, judge, context_tokens=settings.llm_context_tokens,
                                   max_tokens=settings.llm_max_tokens)
 

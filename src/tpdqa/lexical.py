@@ -68,6 +68,10 @@ _RESTORED = ("source", "chunk_id")  # metadata keys kept by the columns, not in 
 # index of at most COMMON_TERM_CHUNKS chunks is never changed by it.
 COMMON_TERM_CHUNKS = 10_000
 COMMON_TERM_SHARE = 0.05
+# sources_naming: a word in more chunks than this names no file in particular; a misspelling
+# (rapidfuzz's ratio, 0-100) at least this close to an indexed word is taken for it.
+NAMED_IN_MOST = 2_000
+MISSPELT = 80
 
 
 def row_key(chunk_id: str) -> int:
@@ -242,22 +246,69 @@ class LexicalIndex(DocumentIndex):
 
     def _worth_scoring(self, terms: list[str]) -> list[str]:
         """``terms`` less those in very many chunks (see ``COMMON_TERM_CHUNKS``); all of them
-        when every one is that common. Chunk counts are cached until the file changes."""
+        when every one is that common."""
+        holding, chunks = self._holding(terms)
+        if chunks <= COMMON_TERM_CHUNKS:
+            return terms
+        cap = max(COMMON_TERM_CHUNKS, COMMON_TERM_SHARE * chunks)
+        return [t for t in terms if holding[t] <= cap] or terms
+
+    def _holding(self, terms: Sequence[str]) -> tuple[dict[str, int], int]:
+        """(chunks holding each term, chunks in all). Counts are cached until the file changes."""
         with self._lock:
             version = self._conn.execute("PRAGMA data_version").fetchone()[0]  # moves on others' writes
             if self._stats is None or self._stats[0] != version:
                 self._stats = (version, self.count(), {})
             _, chunks, holding = self._stats
-            if chunks <= COMMON_TERM_CHUNKS:
-                return terms
             if len(holding) > 100_000:  # a long-lived server's questions: keep the cache small
                 holding.clear()
             for term in terms:
                 if term not in holding:
                     row = self._conn.execute("SELECT doc FROM temp.chunk_vocab WHERE term = ?", (term,)).fetchone()
                     holding[term] = row[0] if row else 0
-        cap = max(COMMON_TERM_CHUNKS, COMMON_TERM_SHARE * chunks)
-        return [t for t in terms if holding[t] <= cap] or terms
+            return {t: holding[t] for t in terms}, chunks
+
+    def sources_naming(self, name: str, most: int = NAMED_IN_MOST) -> set[str] | None:
+        """The files whose chunks hold the word ``name`` (in any supported language's stem);
+        a misspelling finds the indexed word it is closest to (same first letter,
+        similarity >= ``MISSPELT``). None when it is in more than ``most`` chunks: too common
+        to tell one file from another."""
+        terms = list(dict.fromkeys(analyze(name, LANGUAGES)))
+        if not terms:
+            return None
+        counts = self._holding(terms)[0]
+        if not any(counts.values()):
+            terms = self._closest(terms)
+            counts = self._holding(terms)[0]
+        held = [t for t in terms if counts[t]]
+        if sum(counts[t] for t in held) > most:
+            return None
+        if not held:
+            return set()
+        match = " OR ".join(f'"{t}"' for t in held)
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT DISTINCT r.source FROM chunk_terms JOIN chunk_rows r ON r.key = chunk_terms.rowid "
+                "WHERE chunk_terms MATCH ?", (f"terms : ({match})",)).fetchall()
+        return {row[0] for row in rows}
+
+    def _closest(self, terms: list[str]) -> list[str]:
+        from rapidfuzz import fuzz, process
+
+        found: list[str] = []
+        for term in terms:
+            if len(term) < 5:  # too short to tell a misspelling from another word
+                continue
+            head = term[:1]
+            with self._lock:
+                vocabulary = [row[0] for row in self._conn.execute(
+                    "SELECT term FROM temp.chunk_vocab WHERE term >= ? AND term < ?", (head, head + "\U0010ffff"))]
+            # A word that only lengthens or shortens the other is another word ("normandie" is
+            # not "norman"); a misspelling changes letters inside ("fibonnaci", "mitterand").
+            found += [word for word, _, _ in process.extract(term, vocabulary, scorer=fuzz.ratio,
+                                                              score_cutoff=MISSPELT, limit=3)
+                      if not (word.startswith(term) or term.startswith(word))]
+        return list(dict.fromkeys(found))
 
     def ids(self) -> set[str]:
         with self._lock:
