@@ -271,9 +271,23 @@ class ExtractiveAnswerer:
         same = {str(doc.metadata.get("source", "")): doc.metadata.get("lang", lang) == lang for doc in docs}
         if not names or self.lexicon is None or not any(same.values()):
             return None
-        naming = {name: self.lexicon.sources_naming(name) for name in names}
-        return {source: [name for name, files in naming.items() if held and files is not None and source not in files]
-                for source, held in same.items()}
+        # A retrieved passage that says the name answers for its file; the index is asked only
+        # for the others (a name in 1,000 chunks takes it 5-9 ms at 163k chunks).
+        stems = {name: set(analyze(name, LANGUAGES)) for name in names}
+        said: dict[str, set[str]] = {}
+        for doc in docs:
+            said.setdefault(str(doc.metadata.get("source", "")), set()).update(
+                analyze(doc.page_content, doc.metadata.get("lang", lang)))
+        naming: dict[str, set[str] | None] = {}
+
+        def lacks(source: str, name: str) -> bool:
+            if stems[name] & said[source]:
+                return False
+            if name not in naming:
+                naming[name] = self.lexicon.sources_naming(name)
+            return naming[name] is not None and source not in naming[name]
+
+        return {source: [name for name in names if held and lacks(source, name)] for source, held in same.items()}
 
     def candidates(self, question: str, lang: str, docs: list[Document]) -> Candidates | None:
         """Every quotable sentence of the retrieved chunks, with its features (None: nothing to quote)."""
