@@ -137,9 +137,20 @@ class Answer(BaseModel):
         return self.citations[0].span_text if self.citations else None
 
     @classmethod
-    def refusal(cls, question: str, lang: str, retrieved: list[RetrievedChunk], support: float = 0.0) -> Answer:
-        return cls(question=question, lang=lang, text=REFUSALS.get(lang, REFUSALS["en"]), refused=True,
-                   retrieved=retrieved, support=support)
+    def refusal(cls, question: str, lang: str, retrieved: list[RetrievedChunk], support: float = 0.0,
+                unnamed: list[str] | None = None) -> Answer:
+        """``unnamed``: names of the question no passage found says; the refusal says them too."""
+        text = REFUSALS.get(lang, REFUSALS["en"])
+        if unnamed:
+            quoted = ", ".join(_QUOTES.get(lang, _QUOTES["en"]).format(name) for name in unnamed)
+            text = f"{text} {_NOT_NAMED.get(lang, _NOT_NAMED['en']).format(names=quoted)}"
+        return cls(question=question, lang=lang, text=text, refused=True, retrieved=retrieved, support=support,
+                   warnings=[f"not_named:{name}" for name in unnamed or []])
+
+
+def put_last(scores: np.ndarray, last: np.ndarray) -> np.ndarray:
+    """``scores`` with the sentences marked in ``last`` below every other one."""
+    return np.where(last, scores.min() - 10.0, scores) if last.any() else scores
 
 
 def join_quoted(text: str, sentences: list[str]) -> str:
@@ -210,15 +221,11 @@ class ExtractiveAnswerer:
         retrieved = [retrieved[i] for i in found.passage_order(len(retrieved))]
         unnamed = self.unnamed(question, lang, docs)
         if unnamed is not None and all(unnamed.values()):
-            refusal = Answer.refusal(question, lang, retrieved)
             missing = list(dict.fromkeys(name for names in unnamed.values() for name in names))
-            quoted = ", ".join(_QUOTES.get(lang, _QUOTES["en"]).format(name) for name in missing)
-            said = _NOT_NAMED.get(lang, _NOT_NAMED["en"]).format(names=quoted)
-            return refusal.model_copy(update={"text": f"{refusal.text} {said}",
-                                              "warnings": [f"not_named:{name}" for name in missing]})
+            return Answer.refusal(question, lang, retrieved, unnamed=missing)
         scores = found.not_again(found.sentence_scores(), said)
         if unnamed:
-            scores = found.put_last(scores, {source for source, names in unnamed.items() if names})
+            scores = found.not_from(scores, {source for source, names in unnamed.items() if names})
         best = found.best(scores)
         support = found.answer_probability(best, scores)
         if support < (self.min_support if self.min_support is not None else MIN_SUPPORT[found.read]):
@@ -422,12 +429,12 @@ class Candidates:
                           for _, _, sentence in self.items], dtype=bool)
         if not again.any() or again.all():
             return scores
-        return np.where(again, scores.min() - 10.0, scores)
+        return put_last(scores, again)
 
-    def put_last(self, scores: np.ndarray, sources: set[str]) -> np.ndarray:
+    def not_from(self, scores: np.ndarray, sources: set[str]) -> np.ndarray:
         """``scores`` with the sentences of these files put last."""
-        dropped = np.array([str(doc.metadata.get("source", "")) in sources for _, doc, _ in self.items], dtype=bool)
-        return np.where(dropped, scores.min() - 10.0, scores) if dropped.any() else scores
+        return put_last(scores, np.array([str(doc.metadata.get("source", "")) in sources for _, doc, _ in self.items],
+                                         dtype=bool))
 
     def best(self, scores: np.ndarray) -> int:
         """The best sentence; for a question that wants a number, a date or a name, the best

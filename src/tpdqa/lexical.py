@@ -248,24 +248,27 @@ class LexicalIndex(DocumentIndex):
     def _worth_scoring(self, terms: list[str]) -> list[str]:
         """``terms`` less those in very many chunks (see ``COMMON_TERM_CHUNKS``); all of them
         when every one is that common."""
-        holding, chunks = self._holding(terms)
+        with self._lock:
+            self._current_stats()
+            chunks = self._stats[1]
         if chunks <= COMMON_TERM_CHUNKS:
             return terms
+        holding = self._holding(terms)
         cap = max(COMMON_TERM_CHUNKS, COMMON_TERM_SHARE * chunks)
         return [t for t in terms if holding[t] <= cap] or terms
 
-    def _holding(self, terms: Sequence[str]) -> tuple[dict[str, int], int]:
-        """(chunks holding each term, chunks in all). Counts are cached until the file changes."""
+    def _holding(self, terms: Sequence[str]) -> dict[str, int]:
+        """Chunks holding each term, cached until the file changes."""
         with self._lock:
             self._current_stats()
-            _, chunks, holding, _ = self._stats
+            holding = self._stats[2]
             if len(holding) > 100_000:  # a long-lived server's questions: keep the cache small
                 holding.clear()
             for term in terms:
                 if term not in holding:
                     row = self._conn.execute("SELECT doc FROM temp.chunk_vocab WHERE term = ?", (term,)).fetchone()
                     holding[term] = row[0] if row else 0
-            return {t: holding[t] for t in terms}, chunks
+            return {t: holding[t] for t in terms}
 
     def _current_stats(self) -> None:
         version = self._conn.execute("PRAGMA data_version").fetchone()[0]  # moves on others' writes
@@ -280,10 +283,10 @@ class LexicalIndex(DocumentIndex):
         terms = list(dict.fromkeys(analyze(name, LANGUAGES)))
         if not terms:
             return None
-        counts = self._holding(terms)[0]
+        counts = self._holding(terms)
         if not any(counts.values()):
             terms = self._closest(terms)
-            counts = self._holding(terms)[0]
+            counts = self._holding(terms)
         held = [t for t in terms if counts[t]]
         if sum(counts[t] for t in held) > most:
             return None
