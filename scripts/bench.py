@@ -350,6 +350,42 @@ def bench_writer(label: str, work: Path, models: list[str]) -> None:
     qa.store.close()
 
 
+def bench_recall(label: str, work: Path, models: list[str], questions: list[tuple[str, str]], n: int = 200) -> None:
+    """Each dense list's HNSW recall against exact search, for 40 hits asked and for what a
+    search asks (store.DENSE_CANDIDATES): the share of the exact top 40 reached (a hit counts
+    when its cosine reaches the exact 40th's: repeated texts tie), and how often the best is found."""
+    import numpy as np
+
+    from tpdqa import Assistant
+    from tpdqa.store import DENSE_CANDIDATES
+
+    qa = Assistant(documents_dir=work / label / "documents", index_dir=work / label / "index", embedding_models=models)
+    store, k = qa.store, 40
+    asked = [q for q, _ in questions[:n]]
+    for model in models:
+        collection = store.dense(model)._collection
+        stored = np.vstack([np.asarray(collection.get(include=["embeddings"], limit=5000, offset=o)["embeddings"],
+                                       dtype=np.float32) for o in range(0, collection.count(), 5000)])
+        stored /= np.linalg.norm(stored, axis=1, keepdims=True)
+        for hits in sorted({k, DENSE_CANDIDATES}):
+            reached, best, seconds = [], 0, []
+            for question in asked:
+                vector = np.asarray(store.embed_query(model, question), dtype=np.float32)
+                vector /= np.linalg.norm(vector)
+                exact = np.sort(stored @ vector)[::-1][:k] - 1e-5
+                started = time.perf_counter()
+                found = collection.query(query_embeddings=[vector.tolist()], n_results=hits, include=["distances"])
+                seconds.append(time.perf_counter() - started)
+                cosines = 1.0 - np.asarray(found["distances"][0][:k])
+                reached.append(float(np.mean(cosines >= exact[-1])))
+                best += bool(cosines[0] >= exact[0])
+            name = f"{model.split('/')[-1]}, {hits} hits asked"
+            report(label, f"HNSW recall@{k} ({name})", round(float(np.mean(reached)), 3))
+            report(label, f"HNSW best found ({name})", f"{best}/{len(asked)}")
+            report(label, f"HNSW search p50 ({name})", round(1000 * float(np.median(seconds)), 2), "ms")
+    store.close()
+
+
 SERVE_CLIENT = r"""
 import json, sys, time
 from concurrent.futures import ThreadPoolExecutor
@@ -478,6 +514,10 @@ def main() -> int:
     parser.add_argument("--unique", type=int,
                         help="build every folder from the first N passages of the pool only, so the sizes above "
                              "--uncached reuse the vectors of the uncached one (seeded into the cache)")
+    parser.add_argument("--recall", action="store_true",
+                        help="only each dense list's HNSW recall@40 against exact search at each size, for 40 hits "
+                             "asked and for what a search asks (store.DENSE_CANDIDATES), from indexes a previous run "
+                             "left in --work")
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args()
 
@@ -491,7 +531,7 @@ def main() -> int:
     seeded = False
     for size in sizes:
         cached = size > args.uncached
-        if not args.writer_only:
+        if not (args.writer_only or args.recall):
             if cached:
                 use_vector_cache(models, args.work / "vector-cache")
                 seed = args.work / f"{args.uncached // 1000}k"
@@ -501,6 +541,8 @@ def main() -> int:
             bench_size(size, texts, questions, models, args.work, cached=cached, one_run=args.one_run)
         if args.writer or args.writer_only:
             bench_writer(f"{size // 1000}k", args.work, models)
+        if args.recall:
+            bench_recall(f"{size // 1000}k", args.work, models, questions)
     if args.serve:
         bench_serve(args.work, models)
     if args.json:

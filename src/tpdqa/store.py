@@ -661,8 +661,14 @@ class Store:
             # Distances only: asking Chroma for texts and metadata too read its metadata segment
             # for every hit, which the BM25 index already holds: a search at 163k chunks took
             # 6.2-6.7 ms, 2.7-3.5 ms now.
-            found = collection.query(query_embeddings=[vector], n_results=k, where=where, include=["distances"])
-            ids, distances = found["ids"][0], found["distances"][0]
+            # HNSW is approximate, and Chroma searches with ef = max(ef_search 100, n_results): asked
+            # for 40, the two-phase and one-run indexes of one folder each missed a true nearest
+            # chunk (2 answers of 823 differed), and at 163k chunks recall@40 was 0.82-0.91. Asked
+            # for DENSE_CANDIDATES: 823 of 823 identical, recall@40 0.90-0.97, <= 1.3 ms more a search
+            # (scripts/bench.py --recall).
+            found = collection.query(query_embeddings=[vector], n_results=max(k, DENSE_CANDIDATES), where=where,
+                                     include=["distances"])
+            ids, distances = found["ids"][0][:k], found["distances"][0][:k]
             stored = {doc.id: doc for doc in self.lexical.get(ids)}
             # A server's chunk this process never indexed: its text and metadata from Chroma.
             missing = [i for i in ids if i not in stored]
@@ -685,6 +691,9 @@ class Store:
         if self._client is not None and not self.settings.chroma_url:
             self._client.close()
         self._client, self._dense, self._records = None, {}, {}
+
+
+DENSE_CANDIDATES = 200  # hits asked of Chroma's HNSW for each dense search, whatever k (see dense_search_by_vector)
 
 
 def _identity(path: Path) -> tuple[int, int] | None:
