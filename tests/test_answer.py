@@ -171,8 +171,9 @@ def test_a_who_question_is_judged_on_a_sentence_that_names_someone(tmp_path):
     assert sentence(int(scores.argmax())).startswith("Denmark opened")  # the scorer alone would quote this
     assert sentence(found.best(scores)) == "The farm was built by RWE for roughly 2 billion euros."
     assert found.items[found.best(scores)][1].metadata["section"] == "Offshore wind in the North Sea › Costs and financing"
-    assert expected_type("How deep will the channel be dredged?") == "number"
-    assert expected_type("À quelle profondeur le chenal sera-t-il dragué ?") == "number"
+    assert expected_type("How deep will the channel be dredged?") == "length"  # a number, in its units
+    assert expected_type("À quelle profondeur le chenal sera-t-il dragué ?") == "length"
+    assert expected_type("Combien de turbines compte le parc ?") == "number"
 
 
 def test_the_refusal_model_never_lowers_the_odds_of_an_answer_for_more_evidence():
@@ -196,20 +197,12 @@ def test_a_near_miss_on_another_files_topic_is_refused_and_says_what_no_passage_
     """Two files on different subjects: a question about a tunnel's cost is not answered with the
     bridge's cost (the passages never name the tunnel), with the reader off and on; the
     bridge's own question, even misspelt, is answered from its file."""
-    from tpdqa import Assistant
-
-    docs = tmp_path / "documents"
-    docs.mkdir()
-    (docs / "viaduc.txt").write_text(
-        "Le viaduc de Millau\n\nLe viaduc de Millau est un pont à haubans qui franchit la vallée du Tarn. "
-        "Il a été inauguré le 14 décembre 2004.\n\nSa construction a coûté environ 400 millions d'euros, "
-        "financés par le groupe Eiffage.\n", encoding="utf-8")
-    (docs / "tour.txt").write_text(
-        "La tour Eiffel\n\nLa tour Eiffel est une tour de fer puddlé de 330 mètres de hauteur située à Paris. "
-        "Elle accueille près de sept millions de visiteurs par an.\n", encoding="utf-8")
-    Assistant(documents_dir=docs, index_dir=tmp_path / "index").index()
-    for reader in ("off", "auto"):
-        qa = Assistant(documents_dir=docs, index_dir=tmp_path / "index", reader=reader)
+    for reader, qa in with_and_without_reader(tmp_path, {
+        "viaduc.txt": "Le viaduc de Millau\n\nLe viaduc de Millau est un pont à haubans qui franchit la vallée du "
+                      "Tarn. Il a été inauguré le 14 décembre 2004.\n\nSa construction a coûté environ 400 millions "
+                      "d'euros, financés par le groupe Eiffage.\n",
+        "tour.txt": "La tour Eiffel\n\nLa tour Eiffel est une tour de fer puddlé de 330 mètres de hauteur située à "
+                    "Paris. Elle accueille près de sept millions de visiteurs par an.\n"}):
         near = qa.ask("Combien a coûté la construction du tunnel sous la Manche ?")
         assert near.refused and not near.citations, (reader, near.text)
         assert near.text.endswith("Les passages trouvés ne mentionnent jamais « Manche ».") and "not_named:Manche" in near.warnings
@@ -218,3 +211,34 @@ def test_a_near_miss_on_another_files_topic_is_refused_and_says_what_no_passage_
                          "Combien a coûté la construction du viaduc de Milau ?"):  # misspelt: still its file
             answer = qa.ask(question)
             assert not answer.refused and "400 millions" in answer.citations[0].quote, (reader, question, answer.text)
+
+
+def test_a_question_asking_a_weight_is_not_answered_with_a_height(tmp_path):
+    """A page whose opening sentence gives the tower's height in metres: "Combien pèse la tour
+    Eiffel ?" quotes the sentence that gives its mass in tonnes (reader on), or is refused (reader
+    off, too little support), but never answers with the height; the height question still gets it."""
+    for reader, qa in with_and_without_reader(tmp_path, {"tour-eiffel.txt": (
+            "La tour Eiffel\n\nLa tour Eiffel est une tour de fer puddlé de 330 mètres de hauteur située à Paris, au "
+            "bord de la Seine. Elle a été construite par Gustave Eiffel pour l'Exposition universelle de 1889.\n\n"
+            "Caractéristiques\n\nLa masse totale de la tour est d'environ 10 100 tonnes, dont 7 300 tonnes pour la "
+            "structure métallique. Elle est repeinte tous les sept ans.\n")}):
+        weight = qa.ask("Combien pèse la tour Eiffel ?")
+        assert weight.refused or "330 mètres" not in weight.citations[0].quote, (reader, weight.text)
+        if reader == "auto":
+            assert not weight.refused and "10 100 tonnes" in weight.citations[0].quote, weight.text
+        height = qa.ask("Quelle est la hauteur de la tour Eiffel ?")
+        assert not height.refused and "330 mètres" in height.citations[0].quote, (reader, height.text)
+
+
+def with_and_without_reader(tmp_path, files: dict[str, str]):
+    """``files`` (name -> text) indexed in a new folder; then an Assistant over it with the reader
+    off, then on."""
+    from tpdqa import Assistant
+
+    docs = tmp_path / "documents"
+    docs.mkdir()
+    for name, text in files.items():
+        (docs / name).write_text(text, encoding="utf-8")
+    Assistant(documents_dir=docs, index_dir=tmp_path / "index").index()
+    for reader in ("off", "auto"):
+        yield reader, Assistant(documents_dir=docs, index_dir=tmp_path / "index", reader=reader)

@@ -348,7 +348,8 @@ class ExtractiveAnswerer:
                 min(1.0, len(sentence) / 400.0),
             ])
         found = Candidates(items=items, features=np.array(rows, dtype=np.float32), meaning=meaning,
-                           evidence=evidence, top=top, expansion=bool(_EXPANSION.search(question)))
+                           evidence=evidence, top=top, expansion=bool(_EXPANSION.search(question)),
+                           measure=wanted in _MEASURES)
         if self.reader is not None:
             self.read(question, lang, docs, found)
         return found
@@ -394,6 +395,7 @@ class Candidates:
     top: np.ndarray  # sentence is in one of the evidence chunks
 
     expansion: bool = False  # the question asks what an acronym stands for
+    measure: bool = False  # the question asks for a weight, a length or an area (expected_type)
     readings: dict[int, Any] = field(default_factory=dict)  # the reader's Reading per chunk rank it read
     starts: np.ndarray | None = None  # with the reader: each sentence's offset in its chunk's text (-1: unread)
 
@@ -439,9 +441,12 @@ class Candidates:
     def best(self, scores: np.ndarray) -> int:
         """The best sentence; for a question that wants a number, a date or a name, the best
         one that holds it, if any does ("who built it?" → "built by RWE", not the higher
-        scoring "Denmark opened it"; a typed question none answers is refused)."""
+        scoring "Denmark opened it"; a typed question none answers is refused). The reader knows
+        what kind of answer a question wants, but not a weight's units from a height's: for a
+        measure, it is held to the rule too."""
         typed = np.flatnonzero(self.features[:, SENTENCE_FEATURES.index("type_found")] > 0)
-        if typed.size and not self.read and self.features[:, SENTENCE_FEATURES.index("type_missing")].any():
+        if (typed.size and (not self.read or self.measure)
+                and self.features[:, SENTENCE_FEATURES.index("type_missing")].any()):
             return int(typed[np.argmax(scores[typed])])
         return int(np.argmax(scores))
 
@@ -634,16 +639,46 @@ _DATE = re.compile(r"\b(1[0-9]{3}|20[0-9]{2})\b|\b(january|february|march|april|
 _NAME = re.compile(r"(?<=[\w,;:»\)] )([A-ZÀ-Ý][\w'’-]+)")
 
 
+# A number question that asks for a weight, a length or an area wants a quantity in its units:
+# "Combien pèse la tour Eiffel ?" is not answered by "330 mètres de hauteur".
+_COUNT_WORDS = (r"(?:a|an|one|un|une|half|quarters?|demi|quarts?|several|few|plusieurs|quelques|deux|trois|quatre|"
+                r"cinq|six|sept|huit|neuf|dix|cent|mille|two|three|four|five|seven|eight|nine|ten|hundred|thousand)")
+_QUANTITY = (r"((?:\d[\d\s.,]*|\b" + _COUNT_WORDS + r"\b)(?:[\s-]+(?:" + _COUNT_WORDS
+             + r"|millions?|milliards?|billions?|thousands?|milliers?|of|de|d['’])\b)*)\s*")
+_MEASURES = {
+    "mass": (re.compile(r"\b(weigh|weighs|weighed|the weight|how heavy|the mass|pès\w*|pes(?:e|er|ait|aient|ent|é|ée)|"
+                        r"poids|masse)\b", re.IGNORECASE),
+             re.compile(_QUANTITY + r"((?<=\d)t|(?<=\d )t|(?<=\d)g|(?<=\d )g|kg|mg|lbs?|oz|tonnes?|tons?|kilos?|"
+                        r"kilogrammes?|kilograms?|grammes?|grams?|livres|pounds?|ounces?|onces?|quintaux|carats?)(?!\w)",
+                        re.IGNORECASE)),
+    "length": (re.compile(r"\b(tall|taller|height|how high|length|how far|distance|how deep|depth|how wide|width|"
+                          r"hauteur|haut|haute|longueur|mesure\w*|profond\w*|profondeur|largeur|altitude|"
+                          r"éloignée?s?|km|kilomètres?|kilometers?|kilometres?|miles)\b",
+                          re.IGNORECASE),
+               re.compile(_QUANTITY + r"((?<=\d)m|(?<=\d )m|km|cm|mm|ft|mi|mètres?|metres?|meters?|kilomètres?|"
+                          r"kilometres?|kilometers?|centimètres?|centimeters?|millimètres?|millimeters?|miles?|feet|"
+                          r"foot|pieds?|pouces?|inches?|yards?|lieues?)(?!\w)", re.IGNORECASE)),
+    "area": (re.compile(r"\b(superficie|acreage|(?:total|surface|land) area|area (?:of|is|was|does it cover))\b",
+                        re.IGNORECASE),
+             re.compile(_QUANTITY + r"(km²|m²|km2|m2|ha|hectares?|acres?|square|carrés?)(?!\w)", re.IGNORECASE)),
+}
+
+
 def expected_type(question: str) -> str | None:
-    """'number', 'date', 'name' or None: the kind of answer the question asks for."""
-    return next((kind for kind, pattern in _TYPE_PATTERNS.items() if pattern.search(question)), None)
+    """'number' ('mass', 'length' or 'area' when it asks for one), 'date', 'name' or None: the
+    kind of answer the question asks for."""
+    kind = next((kind for kind, pattern in _TYPE_PATTERNS.items() if pattern.search(question)), None)
+    if kind == "number":
+        return next((measure for measure, (asks, _) in _MEASURES.items() if asks.search(question)), kind)
+    return kind
 
 
 def has_type(sentence: str, kind: str, question_words: set[str]) -> float:
-    """1.0 when the sentence holds something of that kind that the question does not already say."""
-    pattern = {"number": _NUMBER, "date": _DATE, "name": _NAME}[kind]
+    """1.0 when the sentence holds something of that kind that the question does not already say
+    (for a measure: a quantity in its units)."""
+    pattern = _MEASURES[kind][1] if kind in _MEASURES else {"number": _NUMBER, "date": _DATE, "name": _NAME}[kind]
     for match in pattern.finditer(sentence):
-        token = match.group(0)
+        token = match.group(1) if kind in _MEASURES else match.group(0)
         if not any(fold(w) in question_words for w in words(token)):
             return 1.0
     return 0.0
