@@ -664,6 +664,11 @@ _MEASURES = {
 }
 
 
+# Each kind's pattern, and its group that must be new to the question (a measure's quantity, not its unit).
+_HOLDS = {"number": (_NUMBER, 0), "date": (_DATE, 0), "name": (_NAME, 0),
+          **{kind: (units, 1) for kind, (_, units) in _MEASURES.items()}}
+
+
 def expected_type(question: str) -> str | None:
     """'number' ('mass', 'length' or 'area' when it asks for one), 'date', 'name' or None: the
     kind of answer the question asks for."""
@@ -676,9 +681,9 @@ def expected_type(question: str) -> str | None:
 def has_type(sentence: str, kind: str, question_words: set[str]) -> float:
     """1.0 when the sentence holds something of that kind that the question does not already say
     (for a measure: a quantity in its units)."""
-    pattern = _MEASURES[kind][1] if kind in _MEASURES else {"number": _NUMBER, "date": _DATE, "name": _NAME}[kind]
+    pattern, group = _HOLDS[kind]
     for match in pattern.finditer(sentence):
-        token = match.group(1) if kind in _MEASURES else match.group(0)
+        token = match.group(group)
         if not any(fold(w) in question_words for w in words(token)):
             return 1.0
     return 0.0
