@@ -3,6 +3,7 @@
     .venv/bin/python scripts/bench.py                          # 1k and 10k, default models
     .venv/bin/python scripts/bench.py --sizes 1000,10000,100000 --json docs/bench.json
     .venv/bin/python scripts/bench.py --sizes 1000 --serve     # + 1/4/16 concurrent clients (page, REST)
+    .venv/bin/python scripts/bench.py --sizes 1000,100000 --ask-only --reader off   # asking only, reader off
 
 Passages are paragraphs of the public data in ../shared/data (PIAF, SQuAD 1.1 dev,
 SciFact), one .txt file each. A size larger than the pool reuses texts under new file
@@ -187,7 +188,7 @@ print(json.dumps({"p50": pct(totals, 0.5), "p95": pct(totals, 0.95),
 
 
 def bench_size(size: int, texts: list[str], questions: list[tuple[str, str]], models: list[str],
-               work: Path, cached: bool, one_run: bool = False) -> None:
+               work: Path, cached: bool, one_run: bool = False, reader: str = "auto") -> None:
     from tpdqa import Assistant
     from tpdqa.ingest import chunk_documents, load_folder
 
@@ -243,6 +244,20 @@ def bench_size(size: int, texts: list[str], questions: list[tuple[str, str]], mo
     one, _, _ = timed_run([str(TPDQA), "index"], env)
     report(label, "one changed file (process)", round(one, 2), "s")
 
+    bench_ask(label, work, models, questions, reader)
+    disk = sum(p.stat().st_size for p in index.rglob("*") if p.is_file())
+    report(label, "index on disk", round(disk / 1e6, 1), "MB")
+    report(label, "index on disk per chunk", round(disk / stats.chunks / 1e3, 2), "KB")
+    for part, size in disk_parts(index).items():
+        report(label, f"  {part}", f"{size / 1e6:.1f} MB, {size / stats.chunks / 1e3:.2f} KB a chunk")
+
+
+def bench_ask(label: str, work: Path, models: list[str], questions: list[tuple[str, str]], reader: str) -> None:
+    """Warm ``ask`` (60 pool questions in one process, each stage's p50/p95; with the reader on,
+    ``reader`` is its part of ``answer``) and one cold ``tpdqa ask``, on the index in ``work``."""
+    documents, index = work / label / "documents", work / label / "index"
+    env = {**env_for(documents, index, models), "TPDQA_READER": reader}
+    FIGURES.setdefault(label, {})["reader"] = reader
     asked = [q for q, _ in questions[:60]]
     done = subprocess.run([sys.executable, "-c", WARM], input=json.dumps(asked), env=env, capture_output=True,
                           text=True, cwd=ROOT)
@@ -258,11 +273,6 @@ def bench_size(size: int, texts: list[str], questions: list[tuple[str, str]], mo
     cold, _, stderr = timed_run([str(TPDQA), "ask", asked[1]], env)
     report(label, "cold tpdqa ask", round(cold, 2), "s")
     report(label, "'Loading weights' on stderr", "Loading weights" in stderr)
-    disk = sum(p.stat().st_size for p in index.rglob("*") if p.is_file())
-    report(label, "index on disk", round(disk / 1e6, 1), "MB")
-    report(label, "index on disk per chunk", round(disk / stats.chunks / 1e3, 2), "KB")
-    for part, size in disk_parts(index).items():
-        report(label, f"  {part}", f"{size / 1e6:.1f} MB, {size / stats.chunks / 1e3:.2f} KB a chunk")
 
 
 def disk_parts(index: Path) -> dict[str, int]:
@@ -518,6 +528,11 @@ def main() -> int:
                         help="only each dense list's HNSW recall@40 against exact search at each size, for 40 hits "
                              "asked and for what a search asks (store.DENSE_CANDIDATES), from indexes a previous run "
                              "left in --work")
+    parser.add_argument("--reader", choices=["off", "auto"], default="auto",
+                        help="the answerer's reader while asking (default auto, the default setting: English "
+                             "questions read; the pool's questions are French and English)")
+    parser.add_argument("--ask-only", action="store_true",
+                        help="only the warm and cold ask at each size, from indexes a previous run left in --work")
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args()
 
@@ -531,14 +546,18 @@ def main() -> int:
     seeded = False
     for size in sizes:
         cached = size > args.uncached
-        if not (args.writer_only or args.recall):
+        if args.ask_only:
+            print(f"\n== {size:,} passages, asking (reader {args.reader})")
+            bench_ask(f"{size // 1000}k", args.work, models, questions, args.reader)
+        elif not (args.writer_only or args.recall):
             if cached:
                 use_vector_cache(models, args.work / "vector-cache")
                 seed = args.work / f"{args.uncached // 1000}k"
                 if args.unique and not seeded and (seed / "index").exists():
                     seed_vector_cache(models, index_vectors(seed / "documents", seed / "index", models))
                     seeded = True
-            bench_size(size, texts, questions, models, args.work, cached=cached, one_run=args.one_run)
+            bench_size(size, texts, questions, models, args.work, cached=cached, one_run=args.one_run,
+                       reader=args.reader)
         if args.writer or args.writer_only:
             bench_writer(f"{size // 1000}k", args.work, models)
         if args.recall:

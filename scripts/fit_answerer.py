@@ -34,7 +34,11 @@ def collect(bench: Path, index_root: Path, name: str, reader: str = "off") -> li
     from tpdqa.evaluation import fold, read_dataset
     from tpdqa.language import guess_lang
 
-    assistant = Assistant(documents_dir=bench / name, index_dir=index_root / name, reader=reader)
+    from tpdqa.language import LANGUAGES
+
+    # every language read: the reader's weights are fitted on English and French questions
+    assistant = Assistant(documents_dir=bench / name, index_dir=index_root / name, reader=reader,
+                          reader_languages=list(LANGUAGES))
     assistant.index()
     answerer = assistant.answerer
     rows = []

@@ -88,7 +88,7 @@ def test_sentences_kept_at_indexing_give_the_answers_of_encoding_them_now(bundle
     qa = bundled_assistant
     assert qa.store.sentences.ids() == qa.store.lexical.ids()
     fresh = ExtractiveAnswerer(get_embeddings(USE_MODEL), min_support=qa.settings.min_support,
-                               reader=qa.answerer.reader)
+                               reader=qa.answerer.reader, reader_languages=qa.answerer.reader_languages)
     for row in read_dataset(DEV_SET):
         lang = guess_lang(row.question)
         docs = qa.retriever.invoke(row.question, lang=lang)
@@ -240,5 +240,6 @@ def with_and_without_reader(tmp_path, files: dict[str, str]):
     for name, text in files.items():
         (docs / name).write_text(text, encoding="utf-8")
     Assistant(documents_dir=docs, index_dir=tmp_path / "index").index()
-    for reader in ("off", "auto"):
-        yield reader, Assistant(documents_dir=docs, index_dir=tmp_path / "index", reader=reader)
+    for reader in ("off", "auto"):  # the reader reading French questions too
+        yield reader, Assistant(documents_dir=docs, index_dir=tmp_path / "index", reader=reader,
+                                reader_languages=["en", "fr"])

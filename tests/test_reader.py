@@ -80,7 +80,8 @@ BRIDGE = ("Le pont de l'île de Ré relie La Rochelle à l'île de Ré depuis 19
 
 @pytest.fixture(scope="module")
 def two_subjects(tmp_path_factory):
-    """An Assistant with the shipped reader over a folder of two documents on different subjects."""
+    """An Assistant with the shipped reader, reading English and French questions, over a folder
+    of two documents on different subjects."""
     from tpdqa import Assistant
 
     base = tmp_path_factory.mktemp("reader")
@@ -88,7 +89,7 @@ def two_subjects(tmp_path_factory):
     docs.mkdir()
     (docs / "ariane.md").write_text(ARIANE, encoding="utf-8")
     (docs / "pont.txt").write_text(BRIDGE, encoding="utf-8")
-    assistant = Assistant(documents_dir=docs, index_dir=base / "index", reader="auto")
+    assistant = Assistant(documents_dir=docs, index_dir=base / "index", reader="auto", reader_languages=["en", "fr"])
     assistant.index()
     assert assistant.answerer.reader is not None
     return assistant
@@ -162,20 +163,44 @@ def test_the_answer_quotes_the_sentence_that_answers_and_marks_its_words(two_sub
     assert citation.text[citation.span[0]:citation.span[1]] == citation.span_text
 
 
+def test_the_reader_is_timed_as_its_own_stage(two_subjects):
+    """scripts/bench.py reports each stage's time; the reader's is part of the answer's."""
+    timings: dict[str, float] = {}
+    two_subjects.ask("Which engine powers the upper stage?", timings=timings)
+    assert 0 < timings["reader"] < timings["answer"]
+
+
 def test_a_near_miss_on_the_other_document_is_refused(two_subjects):
     """No document says what a launch pad cost; the bridge's cost does not answer it."""
     assert two_subjects.ask("How much did the construction of the Ariane 5 launch pad cost?").refused
 
 
-def test_reader_off_is_the_default_answerer_without_it(two_subjects):
+def test_by_default_the_reader_reads_english_questions_only(two_subjects):
+    """The shipped reader helps English and costs French (docs/reader.md): by default an English
+    question gets its words marked, a French one is answered as with the reader off."""
     from tpdqa import Assistant
 
-    off = Assistant(documents_dir=two_subjects.settings.documents_dir, index_dir=two_subjects.settings.index_dir)
-    answer = off.ask("Which engine powers the upper stage?")
+    folder = dict(documents_dir=two_subjects.settings.documents_dir, index_dir=two_subjects.settings.index_dir)
+    default = Assistant(**folder)
+    english = default.ask("Which engine powers the upper stage?")
+    assert "Vinci" in english.citations[0].span_text
+    french_timings: dict[str, float] = {}
+    french = default.ask("Combien a coûté la construction du pont de l'île de Ré ?", timings=french_timings)
+    assert "420 millions" in french.citations[0].quote and french.citations[0].span is None
+    assert "reader" not in french_timings
+
+
+def test_reader_off_answers_without_it(two_subjects):
+    from tpdqa import Assistant
+
+    folder = dict(documents_dir=two_subjects.settings.documents_dir, index_dir=two_subjects.settings.index_dir)
+    off = Assistant(**folder, reader="off")
+    timings: dict[str, float] = {}
+    answer = off.ask("Which engine powers the upper stage?", timings=timings)
     assert off.answerer.reader is None and all(c.span is None for c in answer.citations)
+    assert "answer" in timings and "reader" not in timings
     with pytest.raises(FileNotFoundError, match="no such reader"):
-        Assistant(documents_dir=two_subjects.settings.documents_dir, index_dir=two_subjects.settings.index_dir,
-                  reader="/nowhere/reader.pt").answerer
+        Assistant(**folder, reader="/nowhere/reader.pt").answerer
 
 
 def test_a_question_in_another_language_than_its_passage_is_answered_without_the_reader(two_subjects):
@@ -196,7 +221,8 @@ def test_a_follow_up_is_answered_with_what_it_changes(bundled_assistant):
 
     settings = bundled_assistant.settings
     for reader in ("auto", "off"):
-        assistant = Assistant(documents_dir=settings.documents_dir, index_dir=settings.index_dir, reader=reader)
+        assistant = Assistant(documents_dir=settings.documents_dir, index_dir=settings.index_dir, reader=reader,
+                              reader_languages=["en", "fr"])
         first = assistant.ask("Que vise l'accord américano-japonais ?")
         assert "japonais" in first.citations[0].quote.lower() or "Japon" in first.citations[0].quote, reader
         history = [{"role": "user", "content": first.question}, {"role": "assistant", "content": first.text}]

@@ -49,6 +49,7 @@ from pydantic import BaseModel, Field
 from tpdqa.ingest.base import is_row
 from tpdqa.ingest import SECTION_SEP, chunk_body
 from tpdqa.language import LANGUAGES, _stopwords, analyze, fold, words
+from tpdqa.retrieval import timed
 from tpdqa.sentences import QUESTION_WORDS, SentenceIndex, WordMatcher, chunk_units, content_words, normalise
 
 REFUSALS = {
@@ -187,18 +188,20 @@ class ExtractiveAnswerer:
 
     def __init__(self, embeddings: Any, min_support: float | None = None, max_sentences: int = 2,
                  evidence_chunks: int = 3, sentences: SentenceIndex | None = None, reader: Any = None,
-                 lexicon: Any = None) -> None:
+                 lexicon: Any = None, reader_languages: tuple[str, ...] = LANGUAGES) -> None:
         # Sentences are picked from every retrieved chunk; word evidence is read in the
         # first ``evidence_chunks`` only, so that a long tail of loosely related passages
         # cannot make an off-topic question look covered. ``sentences`` holds the units and
         # vectors computed at indexing; without it they are computed here. ``max_sentences``:
         # the best sentence and its passage's runners-up (see Candidates.answer_sentences).
-        # ``reader``: a tpdqa.reader.Reader (None: off); ``min_support`` None: the threshold
+        # ``reader``: a tpdqa.reader.Reader (None: off), for questions in ``reader_languages``
+        # (the others are answered as with it off); ``min_support`` None: the threshold
         # fitted for the answerer with or without it. ``lexicon``: the BM25 index
         # (tpdqa.lexical.LexicalIndex), which tells the files that name a word (None: no name check).
         self.embeddings = embeddings
         self.lexicon = lexicon
         self._reader = reader  # a Reader, a Future of one (loading beside the first retrieval), or None
+        self.reader_languages = tuple(reader_languages)
         self.min_support = min_support  # None: MIN_SUPPORT of the question's path (read or not)
         self.max_sentences = max_sentences
         self.evidence_chunks = evidence_chunks
@@ -211,11 +214,13 @@ class ExtractiveAnswerer:
             self._reader = self._reader.result()
         return self._reader
 
-    def __call__(self, question: str, lang: str, docs: list[Document], said: FollowUp | None = None) -> Answer:
+    def __call__(self, question: str, lang: str, docs: list[Document], said: FollowUp | None = None,
+                 timings: dict[str, float] | None = None) -> Answer:
         """``said``: for an elliptic follow-up, what was asked and the previous answer, whose
-        sentences are not quoted again while another one can answer (:meth:`Candidates.not_again`)."""
+        sentences are not quoted again while another one can answer (:meth:`Candidates.not_again`).
+        ``timings``, if given, receives the reader's seconds as ``reader``."""
         retrieved = retrieved_chunks(docs)
-        found = self.candidates(question, lang, docs)
+        found = self.candidates(question, lang, docs, timings)
         if found is None:
             return Answer.refusal(question, lang, retrieved)
         retrieved = [retrieved[i] for i in found.passage_order(len(retrieved))]
@@ -296,7 +301,8 @@ class ExtractiveAnswerer:
 
         return {source: [name for name in names if held and lacks(source, name)] for source, held in same.items()}
 
-    def candidates(self, question: str, lang: str, docs: list[Document]) -> Candidates | None:
+    def candidates(self, question: str, lang: str, docs: list[Document],
+                   timings: dict[str, float] | None = None) -> Candidates | None:
         """Every quotable sentence of the retrieved chunks, with its features (None: nothing to quote)."""
         if self.sentences is not None:
             units = self.sentences.lookup(docs, lang)
@@ -350,8 +356,9 @@ class ExtractiveAnswerer:
         found = Candidates(items=items, features=np.array(rows, dtype=np.float32), meaning=meaning,
                            evidence=evidence, top=top, expansion=bool(_EXPANSION.search(question)),
                            measure=wanted in _MEASURES)
-        if self.reader is not None:
-            self.read(question, lang, docs, found)
+        if self._reader is not None and lang in self.reader_languages:
+            with timed(timings, "reader"):  # a reader still loading is waited for here
+                self.read(question, lang, docs, found)
         return found
 
     def read(self, question: str, lang: str, docs: list[Document], found: Candidates) -> None:

@@ -98,7 +98,8 @@ class Assistant:
         model = chat_model(settings)
         if model is None:
             return ExtractiveAnswerer(judge, min_support=settings.min_support, sentences=self.store.sentences,
-                                      reader=load_reader_soon(settings.reader), lexicon=self.store.lexical)
+                                      reader=load_reader_soon(settings.reader), lexicon=self.store.lexical,
+                                      reader_languages=tuple(settings.reader_languages))
         return GenerativeAnswerer(model, judge, context_tokens=settings.llm_context_tokens,
                                   max_tokens=settings.llm_max_tokens)
 
@@ -147,7 +148,8 @@ class Assistant:
 
         ``history`` is the conversation so far: ``[{"role": "user"|"assistant", "content": ...}]``
         (Gradio's messages format) or ``[(user, assistant), ...]`` pairs. ``timings``, if
-        given, receives the seconds of each stage (embed/search per model, bm25, fusion, answer).
+        given, receives the seconds of each stage (embed/search per model, bm25, fusion, answer;
+        reader: the reader's part of answer, when it is on).
         ``collections`` limits the answer to documents of those collections (top-level
         folders of the documents folder; ``default`` for files at its top level); None: all.
         """

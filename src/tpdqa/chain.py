@@ -148,8 +148,9 @@ def build_chain(retriever: Runnable, answerer: Any) -> Runnable:
                                 collections=inputs.get("collections"))
 
     def answer(inputs: dict[str, Any]):
-        with timed(inputs.get("timings"), "answer"):
-            result = answerer(inputs["query"], inputs["lang"], inputs["docs"], said=inputs.get("said"))
+        timings = inputs.get("timings")
+        with timed(timings, "answer"):  # the reader's part, when on, is also given alone as "reader"
+            result = answerer(inputs["query"], inputs["lang"], inputs["docs"], said=inputs.get("said"), timings=timings)
         return result.model_copy(update={"question": inputs["question"]})
 
     return (

@@ -24,8 +24,10 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--embedding-models", help="comma-separated embedding models")
     parser.add_argument("--llm", help="answerer: extractive (default), openai:MODEL, ollama:MODEL, llamacpp:PATH")
     parser.add_argument("--llm-base-url", help="base URL of an OpenAI-compatible or Ollama server")
-    parser.add_argument("--reader", help="the extractive answerer's reader: off (default), auto (the shipped one), "
+    parser.add_argument("--reader", help="the extractive answerer's reader: auto (default, the shipped one), off, "
                                          "or a reader.pt path (docs/reader.md)")
+    parser.add_argument("--reader-languages", help="comma-separated languages of the questions the reader reads "
+                                                   "(default en; en,fr: French too)")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="log what happens (model loading bars included) on stderr")
 
@@ -134,7 +136,7 @@ def _assistant(args: argparse.Namespace):
 
     overrides: dict[str, Any] = {}
     for name in ("documents_dir", "index_dir", "chroma_url", "embedding_models", "llm", "llm_base_url", "reader",
-                 "users_file"):
+                 "reader_languages", "users_file"):
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = value
@@ -316,8 +318,8 @@ def _eval_beir(args: argparse.Namespace) -> int:
 
     from tpdqa.evaluation import evaluate_beir
 
-    overrides = {n: getattr(args, n) for n in ("chroma_url", "embedding_models", "llm", "llm_base_url", "reader")
-                 if getattr(args, n, None)}
+    overrides = {n: getattr(args, n) for n in ("chroma_url", "embedding_models", "llm", "llm_base_url", "reader",
+                                               "reader_languages") if getattr(args, n, None)}
     work = args.work or Path(tempfile.mkdtemp(prefix="tpdqa-beir-"))
     report = evaluate_beir(args.beir, qrels=args.qrels, work=work, every=args.every, offset=args.offset,
                            limit=args.limit, **overrides)

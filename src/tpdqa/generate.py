@@ -170,7 +170,8 @@ class GenerativeAnswerer:
         overhead = len(build_messages(question, lang, [])[0][1]) + len(question) + 200
         return self.context_tokens - self.max_tokens - int(overhead / CHARS_PER_TOKEN)
 
-    def __call__(self, question: str, lang: str, docs: list[Document], said: FollowUp | None = None) -> Answer:
+    def __call__(self, question: str, lang: str, docs: list[Document], said: FollowUp | None = None,
+                 timings: dict[str, float] | None = None) -> Answer:
         answer = None
         for item in self.stream(question, lang, docs):
             if isinstance(item, Answer):
