@@ -324,9 +324,11 @@ def test_an_attachment_over_the_configured_limits_is_skipped_and_its_message_kep
 
 
 def test_questions_on_each_type_are_answered_with_the_row_slide_or_message_that_holds_them(office, tmp_path):
-    """The default answerer. (It refuses "When does the crane arrive?" — a weekday is no date to
-    it — and "How much money goes to the roads?", whose row says "Amount"; the reader answers
-    both, but picks the Lime row for the oak question: see the closing note of issue 22.)"""
+    """The default answerer, its reader on for these English questions. (Reader off, it refuses
+    "When does the crane arrive?" — a weekday is no date to it — and "How much money goes to the
+    roads?", whose row says "Amount". The reader marked a value of any row of a table — the
+    Lime row for the oak question — so a question whose first passage is a table is answered as
+    with the reader off.)"""
     from tpdqa import Assistant
 
     docs = tmp_path / "documents"

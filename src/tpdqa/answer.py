@@ -365,10 +365,11 @@ class ExtractiveAnswerer:
         """Adds the reader's columns (READER_FEATURES) to ``found``: it reads the first
         READ_CHUNKS chunks whole (heading line included: the section says what the passage is
         about) in one batch; a sentence holding a chunk's answer span gets its margin. It
-        learned same-language pairs: when the first passage is in another language than the
-        question (an English question on a French article), the question is answered as with
-        the reader off."""
-        if not docs or docs[0].metadata.get("lang", lang) != lang:
+        learned same-language pairs of prose: when the first passage is in another language than
+        the question (an English question on a French article), or a table (it marks a value of
+        any row: the lime trees' survival for the oaks'), the question is answered as with the
+        reader off."""
+        if not docs or docs[0].metadata.get("lang", lang) != lang or is_table(docs[0]):
             return
         read = min(READ_CHUNKS, len(docs))
         found.readings = dict(enumerate(self.reader.read(question, [d.page_content for d in docs[:read]])))
@@ -389,6 +390,12 @@ class ExtractiveAnswerer:
             holds = float(reading.start < start + len(sentence) and reading.end > start)
             columns[row] = (holds, holds * margin, margin)
         found.features = np.concatenate([found.features, columns], axis=1)
+
+
+def is_table(doc: Document) -> bool:
+    """Whether a chunk is mostly table rows (``Oak — Planted: 120; Survival: 92%``)."""
+    lines = [line for line in chunk_body(doc.page_content, doc.metadata).split("\n") if line.strip()]
+    return bool(lines) and 2 * sum(map(is_row, lines)) >= len(lines)
 
 
 @dataclass

@@ -42,9 +42,21 @@ def _segmenter(lang: str):
     return pysbd.Segmenter(language=lang if lang in LANGUAGES else "en", clean=False)
 
 
+# pysbd ends a sentence at the "!" of a Markdown image, ``![alt](url)``: the pieces are joined again.
+_IMAGE_REST = re.compile(r"\[[^\]\n]*\]\([^)\s]*\)")
+
+
 def split_sentences(text: str, lang: str) -> list[str]:
     """Sentences of one paragraph (pysbd rules: abbreviations, « », decimals)."""
-    return [s.strip() for s in _segmenter(lang).segment(text) if s.strip()]
+    sentences: list[str] = []
+    raw = ""  # the previous segment as pysbd gave it (it keeps the text: "!" then "[" means adjacent)
+    for segment in _segmenter(lang).segment(text):
+        if raw.endswith("!") and sentences and _IMAGE_REST.match(segment):
+            sentences[-1] += segment.strip()
+        elif segment.strip():
+            sentences.append(segment.strip())
+        raw = segment
+    return sentences
 
 
 def split_paragraphs(text: str) -> list[str]:
