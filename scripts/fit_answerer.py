@@ -32,9 +32,7 @@ def collect(bench: Path, index_root: Path, name: str, reader: str = "off") -> li
 
     from tpdqa import Assistant
     from tpdqa.evaluation import fold, read_dataset
-    from tpdqa.language import guess_lang
-
-    from tpdqa.language import LANGUAGES
+    from tpdqa.language import LANGUAGES, guess_lang
 
     # every language read: the reader's weights are fitted on English and French questions
     assistant = Assistant(documents_dir=bench / name, index_dir=index_root / name, reader=reader,

@@ -109,8 +109,8 @@ class Settings(BaseSettings):
 
     @field_validator("embedding_models", "reader_languages", mode="before")
     @classmethod
-    def _split_models(cls, value: Any) -> Any:
-        # Environment convenience: TPDQA_EMBEDDING_MODELS="a,b" as well as a JSON list.
+    def _split_list(cls, value: Any) -> Any:
+        # Environment convenience: TPDQA_EMBEDDING_MODELS="a,b" (or TPDQA_READER_LANGUAGES="en,fr") as well as a JSON list.
         if isinstance(value, str):
             if value.lstrip().startswith("["):
                 return json.loads(value)
