@@ -243,3 +243,16 @@ def with_and_without_reader(tmp_path, files: dict[str, str]):
     for reader in ("off", "auto"):  # the reader reading French questions too
         yield reader, Assistant(documents_dir=docs, index_dir=tmp_path / "index", reader=reader,
                                 reader_languages=["en", "fr"])
+
+
+def test_a_table_of_values_is_told_from_a_sentence_that_reads_like_a_row():
+    """The reader is not given tables of values (it marks a value of any row); a prose line whose
+    semicolons and colons make it look like one row is still prose, and read."""
+    from langchain_core.documents import Document
+
+    from tpdqa.answer import is_table
+
+    assert is_table(Document(page_content="Oak — Planted: 120; Survival: 92%\nLime — Planted: 80; Survival: 71%"))
+    sentence = ("In 1271, Kublai Khan imposed the name Great Yuan (Chinese: ; pinyin: Dà Yuán; Wade–Giles: Ta-Yüan), "
+                "establishing the Yuan dynasty.")
+    assert not is_table(Document(page_content=sentence))

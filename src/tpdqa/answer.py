@@ -393,9 +393,12 @@ class ExtractiveAnswerer:
 
 
 def is_table(doc: Document) -> bool:
-    """Whether a chunk is mostly table rows (``Oak — Planted: 120; Survival: 92%``)."""
+    """Whether a chunk is mostly table rows (``Oak — Planted: 120; Survival: 92%``), two at least:
+    one line alone that reads as a row is as likely a sentence ("…(Chinese: ; pinyin: Dà Yuán;
+    Wade–Giles: Ta-Yüan), establishing the Yuan dynasty.")."""
     lines = [line for line in chunk_body(doc.page_content, doc.metadata).split("\n") if line.strip()]
-    return bool(lines) and 2 * sum(map(is_row, lines)) >= len(lines)
+    rows = sum(map(is_row, lines))
+    return rows >= 2 and 2 * rows >= len(lines)
 
 
 @dataclass
