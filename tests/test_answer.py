@@ -57,6 +57,19 @@ def test_follow_up_uses_history(bundled_assistant):
     assert "Corée du Sud domine la production de puces mémoire" in follow.citations[0].quote
 
 
+@pytest.mark.parametrize("form", ["messages", "pairs"])
+def test_a_follow_up_does_not_quote_the_previous_answer_again(bundled_assistant, form):
+    """Whatever form the conversation comes in, messages or (question, answer) pairs (Gradio's
+    tuple format; the pairs' answers were dropped, so the Japan sentence was quoted again)."""
+    first = bundled_assistant.ask("Que vise l'accord américano-japonais ?")
+    history = ([(first.question, first.text)] if form == "pairs" else
+               [{"role": "user", "content": first.question}, {"role": "assistant", "content": first.text}])
+    follow = bundled_assistant.ask("Et l'accord avec la Corée ?", history=history)
+    assert not follow.refused, follow.text
+    assert not set(first.citations[0].sentences) & set(follow.citations[0].sentences), follow.citations[0].quote
+    assert "Corée" in follow.citations[0].quote or "coréen" in follow.citations[0].quote
+
+
 def test_a_huge_history_is_read_only_up_to_its_bounds(bundled_assistant):
     """A follow-up is read with the previous question; a request can send any history, so what
     is read from it is bounded (a 100,000-character turn once took 30 s instead of 0.05 s):

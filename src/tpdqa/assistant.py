@@ -251,8 +251,9 @@ class Assistant:
         each cut to its last ``max_history_chars`` characters. A request's history is text
         like its question: unbounded, one turn of 100,000 characters would cost as much as
         a hundred questions (and was read with every follow-up)."""
-        turns = list(history or [])[-self.settings.max_history_turns:] if self.settings.max_history_turns else []
-        return as_messages(turns, self.settings.max_history_chars)
+        last = self.settings.max_history_turns
+        turns = list(history or [])[-last:] if last else []  # cut before reading: a request may send millions
+        return as_messages(turns, self.settings.max_history_chars)[-last:] if last else []
 
     def _nothing_indexed(self, files: list[Path]) -> None:
         folder = self.settings.documents_dir

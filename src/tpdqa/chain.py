@@ -118,20 +118,31 @@ def message_content(turn: Any) -> str:
 
 
 def as_messages(history: list[Any] | None, limit: int | None = None) -> list[dict[str, str]]:
-    """Turns in any accepted form as ``{"role", "content"}`` messages; with ``limit``, each
-    content cut to its last ``limit`` characters."""
-    return [{"role": message_role(turn) or "assistant", "content": message_content(turn)[-limit:] if limit
-             else message_content(turn)} for turn in history or []]
+    """Turns in any accepted form (``{"role", "content"}`` dicts, LangChain messages,
+    ``(user, assistant)`` pairs) as ``{"role", "content"}`` messages; with ``limit``, each
+    content cut to its last ``limit`` characters.
+
+        >>> as_messages([("Que vise l'accord ?", "Il vise…")])
+        [{'role': 'user', 'content': "Que vise l'accord ?"}, {'role': 'assistant', 'content': 'Il vise…'}]
+    """
+    messages = []
+    for turn in history or []:
+        if isinstance(turn, (list, tuple)):  # a pair holds the answer too: the follow-up must know what it said
+            messages += [{"role": role, "content": str(text)} for role, text in zip(("user", "assistant"), turn)
+                         if text is not None]
+        else:
+            messages.append({"role": message_role(turn) or "assistant", "content": message_content(turn)})
+    return [{**m, "content": m["content"][-limit:]} for m in messages] if limit else messages
 
 
 def prepare(inputs: dict[str, Any], answerer: Any) -> dict[str, Any]:
     """Adds ``lang`` (the question's), ``query`` (what to retrieve with) and ``said`` (for an
     elliptic follow-up, the previous answer: what it asks for is something else)."""
-    question, history = inputs["question"], inputs.get("history") or []
+    question, history = inputs["question"], as_messages(inputs.get("history"))
     rewrite = getattr(answerer, "rewrite", None)
     said = None
     if history and rewrite is not None:  # an LLM reads the conversation itself
-        query = rewrite(question, as_messages(history))
+        query = rewrite(question, history)
     else:
         query = standalone_question(question, history)
         if query != question:  # rewritten: an elliptic follow-up
