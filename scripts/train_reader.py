@@ -105,11 +105,47 @@ def negate_french(question: str) -> str:
     return FRENCH_AUXILIARY.sub(negated, question, count=1)
 
 
-def near_miss_question(question: str, context: str, article_text: str, rng: random.Random) -> str | None:
+# SQuAD 2.0's writers' commonest change after swapping an entity (a fifth of its unanswerables):
+# a word for its opposite. Both ways (the first pair naming a word gives its opposite); French and English.
+OPPOSITES = (
+    ("first", "last"), ("largest", "smallest"), ("biggest", "smallest"), ("most", "least"), ("highest", "lowest"),
+    ("before", "after"), ("earliest", "latest"), ("increase", "decrease"), ("increased", "decreased"),
+    ("north", "south"), ("east", "west"), ("more", "less"), ("oldest", "youngest"), ("older", "younger"),
+    ("won", "lost"), ("maximum", "minimum"), ("major", "minor"), ("best", "worst"), ("positive", "negative"),
+    ("early", "late"), ("began", "ended"), ("longest", "shortest"), ("inside", "outside"), ("upper", "lower"),
+    ("private", "public"), ("premier", "dernier"), ("première", "dernière"), ("avant", "après"),
+    ("nord", "sud"), ("plus", "moins"), ("hausse", "baisse"), ("augmenté", "diminué"), ("privé", "public"),
+    ("ancien", "nouveau"), ("ancienne", "nouvelle"), ("début", "fin"), ("gagné", "perdu"))
+ANTONYMS: dict[str, str] = {}
+for _a, _b in OPPOSITES:
+    ANTONYMS.setdefault(_a, _b)
+    ANTONYMS.setdefault(_b, _a)
+
+
+def antonym_question(question: str, context: str, rng: random.Random) -> str | None:
+    """One word of the question turned into its opposite, when the paragraph does not say the
+    opposite (else it might answer the changed question too). None when no word has one."""
+    tokens = re.split(r"(\w+)", question)
+    said = {w.lower() for w in re.findall(r"\w+", context)}
+    found = [i for i, t in enumerate(tokens) if t.lower() in ANTONYMS and ANTONYMS[t.lower()] not in said]
+    if not found:
+        return None
+    i = rng.choice(found)
+    opposite = ANTONYMS[tokens[i].lower()]
+    tokens[i] = opposite.capitalize() if tokens[i][0].isupper() else opposite
+    return "".join(tokens)
+
+
+def near_miss_question(question: str, context: str, article_text: str, rng: random.Random,
+                       antonyms: bool = False) -> str | None:
     """The question changed so the paragraph no longer answers it, as SQuAD 2.0's writers did:
     a name, year or number the paragraph holds swapped for one of the same kind found elsewhere
-    in the article, or (English) a negation. None when nothing can be changed."""
+    in the article, a negation, or (``antonyms``) a word for its opposite. None when nothing
+    can be changed."""
     options = []
+    opposite = antonym_question(question, context, rng) if antonyms else None
+    if opposite:
+        options.append(opposite)
     for pattern in (NAME, NUMBER):
         for match in pattern.finditer(question):
             asked = match.group(0)
@@ -128,7 +164,7 @@ def near_miss_question(question: str, context: str, article_text: str, rng: rand
 
 
 def examples(chosen: list[tuple[int, dict]], rng: random.Random, near_miss: float, other: float,
-             synthetic: float = 0.0) -> list[Example]:
+             synthetic: float = 0.0, antonyms: bool = False) -> list[Example]:
     out: list[Example] = []
     all_paragraphs = [(i, p["context"]) for i, a in chosen for p in a["paragraphs"]]
     for index, article in chosen:
@@ -146,7 +182,7 @@ def examples(chosen: list[tuple[int, dict]], rng: random.Random, near_miss: floa
                 start = answer["answer_start"]
                 out.append(Example(question, context, (start, start + len(answer["text"])), "gold", qid))
                 if synthetic and rng.random() < synthetic:
-                    changed = near_miss_question(question, context, article_text, rng)
+                    changed = near_miss_question(question, context, article_text, rng, antonyms)
                     if changed:
                         out.append(Example(changed, context, None, "synthetic", qid))
                 draw = rng.random()
@@ -172,7 +208,8 @@ def is_french(example: Example) -> bool:
 def validation_examples(args, split: dict | None = None) -> list[Example]:
     """The fixed validation sample (fit articles kept out of training)."""
     split = split or articles(args.data)
-    validation = examples(split["validation"], random.Random(1), args.near_miss, args.other, args.synthetic)
+    validation = examples(split["validation"], random.Random(1), args.near_miss, args.other, args.synthetic,
+                          args.antonyms)
     return random.Random(2).sample(validation, min(args.validation, len(validation)))
 
 
@@ -238,7 +275,14 @@ def evaluate(net, tokenizer, chosen: list[Example], max_tokens: int, batch: int 
                                  "span_overlaps_gold": round(float(np.mean(np.array(hits)[hit_rows])), 4)
                                  if hit_rows.any() else None,
                                  "answer_vs_null_auc": round(auc(m[rows], labels[rows]), 4)}
+    # which negatives it tells from the answers: answerable vs each kind of "no answer" apart
+    kinds = np.array([e.kind for e in chosen])
+    negative_kinds = sorted(set(kinds[~labels]) - {"gold"})
+    by_kind = {k: {"n": int((kinds == k).sum()), "answer_vs_it_auc": round(auc(m[labels | (kinds == k)],
+                                                                             labels[labels | (kinds == k)]), 4)}
+               for k in negative_kinds} if labels.any() and len(negative_kinds) > 1 else {}
     return {"n": len(chosen), "answerable": int(labels.sum()), **({"by_language": by_language} if by_language else {}),
+            **({"by_kind": by_kind} if by_kind else {}),
             "span_overlaps_gold": round(float(np.mean(hits)), 4) if hits else None,
             "answer_vs_null_auc": round(auc(m, labels), 4), "threshold": round(float(threshold), 3),
             "accuracy": round(float(np.mean((m > threshold) == labels)), 4),
@@ -279,6 +323,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--synthetic", type=float, default=0.0,
                         help="share of answerable questions also changed into a near miss on their own paragraph "
                              "(a swapped name, year or number; a negation)")
+    parser.add_argument("--antonyms", action="store_true",
+                        help="synthetic near misses may also turn a word into its opposite (first/last, avant/après)")
     parser.add_argument("--french-repeat", type=int, default=1,
                         help="draw PIAF's near misses and synthetic questions this many times (a French-weighted pass)")
     parser.add_argument("--english-share", type=float, default=1.0, help="share of the English examples kept")
@@ -317,13 +363,14 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)
     split = articles(args.data)
     rng = random.Random(args.seed)
-    train = examples(split["train"], rng, args.near_miss, args.other, args.synthetic)
+    train = examples(split["train"], rng, args.near_miss, args.other, args.synthetic, args.antonyms)
     if args.french_repeat > 1 or args.english_share < 1:
         # a pass weighted towards French: PIAF's examples drawn again (gold spans again, other near misses
         # and synthetic questions each time), a share of the English ones kept so English is not forgotten
         french = [e for e in train if is_french(e)]
         for _ in range(args.french_repeat - 1):
-            french += [e for e in examples(split["train"], rng, args.near_miss, args.other, args.synthetic)
+            french += [e for e in examples(split["train"], rng, args.near_miss, args.other, args.synthetic,
+                                            args.antonyms)
                        if is_french(e)]
         english = [e for e in train if not is_french(e)]
         train = french + rng.sample(english, round(len(english) * args.english_share))
@@ -424,9 +471,17 @@ def report(args) -> int:
     load = lambda p: json.loads((args.data / p).read_text(encoding="utf-8"))["data"]  # noqa: E731
     squad2 = list(enumerate(load("squad-v2.0-dev-half/dev-v2.0.json")))[8:]
     piaf = list(enumerate(load("piaf-v1.1/piaf-v1.1.json")))[1::2]
+    split = articles(args.data)
+    answered = [e for e in examples(split["validation"], random.Random(7), 0, 0) if e.kind == "gold"]
+    rng = random.Random(7)
+    opposites = [Example(q, e.passage, None, "antonym", e.qid) for e in answered
+                 for q in [antonym_question(e.question, e.passage, rng)] if q]
+    changed = {o.qid for o in opposites}
     sets = {"squad2-report (all questions, gold paragraph)": examples(squad2, random.Random(5), 0.0, 0.0),
             "piaf-report (gold paragraph, + near misses)": random.Random(6).sample(
-                examples(piaf, random.Random(6), args.near_miss, args.other), 1500)}
+                examples(piaf, random.Random(6), args.near_miss, args.other), 1500),
+            # a kind of near miss no run before --antonyms trained on (fit articles, the validation slice)
+            "validation questions and their antonym near misses": [e for e in answered if e.qid in changed] + opposites}
     tokenizer = E5Tokenizer(e5)
     if "null_threshold" not in card:  # chosen on the validation slice (fit articles), as training does
         validation = validation_examples(args)
