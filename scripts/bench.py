@@ -528,9 +528,10 @@ def main() -> int:
                         help="only each dense list's HNSW recall@40 against exact search at each size, for 40 hits "
                              "asked and for what a search asks (store.DENSE_CANDIDATES), from indexes a previous run "
                              "left in --work")
-    parser.add_argument("--reader", choices=["off", "auto"], default="auto",
-                        help="the answerer's reader while asking (default auto, the default setting: English "
-                             "questions read; the pool's questions are French and English)")
+    parser.add_argument("--reader", default="auto",
+                        help="the answerer's reader while asking: auto (default, the default setting: English "
+                             "questions read; the pool's questions are French and English), off, or a reader.pt "
+                             "path (a candidate from scripts/train_reader.py --export --export-dir)")
     parser.add_argument("--ask-only", action="store_true",
                         help="only the warm and cold ask at each size, from indexes a previous run left in --work")
     parser.add_argument("--json", type=Path, help="write the figures here")
