@@ -252,8 +252,10 @@ class Assistant:
         like its question: unbounded, one turn of 100,000 characters would cost as much as
         a hundred questions (and was read with every follow-up)."""
         last = self.settings.max_history_turns
-        turns = list(history or [])[-last:] if last else []  # cut before reading: a request may send millions
-        return as_messages(turns, self.settings.max_history_chars)[-last:] if last else []
+        if not last:
+            return []
+        turns = list(history or [])[-last:]  # cut before reading too: a request may send millions
+        return as_messages(turns, self.settings.max_history_chars)[-last:]
 
     def _nothing_indexed(self, files: list[Path]) -> None:
         folder = self.settings.documents_dir

@@ -51,10 +51,10 @@ def standalone_question(question: str, history: list[Any] | None) -> str:
         >>> standalone_question("Et l'accord avec la Corée ?", [("Que vise l'accord américano-japonais ?", "…")])
         "Que vise l'accord avec la Corée ?"
     """
-    previous = [turn for turn in (history or []) if message_role(turn) == "user"]
+    previous = [m["content"] for m in as_messages(history) if m["role"] == "user"]
     if not previous or not is_follow_up(question):
         return question
-    before = message_content(previous[-1])
+    before = previous[-1]
     return substituted(before, question) or f"{before} {question}"
 
 
@@ -102,18 +102,15 @@ def substituted(previous: str, follow_up: str) -> str | None:
 
 
 def message_role(turn: Any) -> str:
+    """A dict's or a LangChain message's role ("user" or other); pairs are read by :func:`as_messages`."""
     if isinstance(turn, dict):
         return turn.get("role", "")
-    if isinstance(turn, (list, tuple)):
-        return "user"  # (user, assistant) pairs
     return getattr(turn, "type", "") in ("human", "user") and "user" or ""
 
 
 def message_content(turn: Any) -> str:
     if isinstance(turn, dict):
         return str(turn.get("content", ""))
-    if isinstance(turn, (list, tuple)):
-        return str(turn[0])
     return str(getattr(turn, "content", ""))
 
 
@@ -146,7 +143,7 @@ def prepare(inputs: dict[str, Any], answerer: Any) -> dict[str, Any]:
     else:
         query = standalone_question(question, history)
         if query != question:  # rewritten: an elliptic follow-up
-            previous = next((message_content(t) for t in reversed(history) if message_role(t) != "user"), None)
+            previous = next((m["content"] for m in reversed(history) if m["role"] != "user"), None)
             said = FollowUp(asked=question, previous_answer=previous) if previous else None
     return {**inputs, "query": query, "lang": guess_lang(question), "said": said}
 
