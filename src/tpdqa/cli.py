@@ -27,7 +27,7 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reader", help="the extractive answerer's reader: auto (default, the shipped one), off, "
                                          "or a reader.pt path (docs/reader.md)")
     parser.add_argument("--reader-languages", help="comma-separated languages of the questions the reader reads "
-                                                   "(default en; en,fr: French too)")
+                                                   "(default en,fr; en: English only)")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="log what happens (model loading bars included) on stderr")
 
