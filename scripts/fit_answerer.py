@@ -166,6 +166,17 @@ def articles_of(question_set: Path) -> dict[str, int]:
     return {q["id"]: q["article"] for q in map(json.loads, lines)}
 
 
+def write_held_out(bench: Path, sets: list[str], out: Path) -> None:
+    """Each set's questions of articles the reader never trained on, as OUT/SET-heldout.jsonl: the
+    slice on which `tpdqa eval` checks a min_support through the whole pipeline."""
+    out.mkdir(parents=True, exist_ok=True)
+    for name in sets:
+        lines = (bench / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()
+        kept = [line for line in lines if reader_never_saw(bench, {"set": name, "id": json.loads(line)["id"]})]
+        (out / f"{name}-heldout.jsonl").write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+        print(f"{out / f'{name}-heldout.jsonl'}: {len(kept)} questions")
+
+
 def reader_never_saw(bench: Path, row: dict) -> bool:
     """Whether the row's article is in the reader's validation slice (never trained on)."""
     from train_reader import validation_article
@@ -218,7 +229,12 @@ def main(argv: list[str] | None = None) -> int:
                              "margins are those of a model that has seen the answers")
     parser.add_argument("--max-false-refusals", nargs="+", default=[], metavar="SET=RATE",
                         help="highest false-refusal rate min_support may give in a set (default 0.15 in each)")
+    parser.add_argument("--write-held-out", type=Path, metavar="DIR",
+                        help="only write each set's never-trained-on questions to DIR/SET-heldout.jsonl (for tpdqa eval)")
     args = parser.parse_args(argv)
+    if args.write_held_out:
+        write_held_out(args.bench, args.sets, args.write_held_out)
+        return 0
     if args.cache and args.cache.exists():
         rows = pickle.loads(args.cache.read_bytes())
     else:
