@@ -175,18 +175,22 @@ def test_a_near_miss_on_the_other_document_is_refused(two_subjects):
     assert two_subjects.ask("How much did the construction of the Ariane 5 launch pad cost?").refused
 
 
-def test_by_default_the_reader_reads_english_questions_only(two_subjects):
-    """The shipped reader helps English and costs French (docs/reader.md): by default an English
-    question gets its words marked, a French one is answered as with the reader off."""
+def test_reader_languages_says_which_questions_are_read(two_subjects):
+    """By default French and English questions are read (docs/reader.md): the answer's words are
+    marked in both; with ``reader_languages = ["en"]`` a French one is answered as with the reader off."""
     from tpdqa import Assistant
 
     folder = dict(documents_dir=two_subjects.settings.documents_dir, index_dir=two_subjects.settings.index_dir)
     default = Assistant(**folder)
     english = default.ask("Which engine powers the upper stage?")
     assert "Vinci" in english.citations[0].span_text
+    question = "Combien a coûté la construction du pont de l'île de Ré ?"
+    french = default.ask(question)
+    assert "420 millions" in french.citations[0].span_text
+    english_only = Assistant(**folder, reader_languages=["en"])
     french_timings: dict[str, float] = {}
-    french = default.ask("Combien a coûté la construction du pont de l'île de Ré ?", timings=french_timings)
-    assert "420 millions" in french.citations[0].quote and french.citations[0].span is None
+    unread = english_only.ask(question, timings=french_timings)
+    assert "420 millions" in unread.citations[0].quote and unread.citations[0].span is None
     assert "reader" not in french_timings
 
 

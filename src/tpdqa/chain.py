@@ -54,8 +54,19 @@ def standalone_question(question: str, history: list[Any] | None) -> str:
     previous = [m["content"] for m in as_messages(history) if m["role"] == "user"]
     if not previous or not is_follow_up(question):
         return question
-    before = previous[-1]
+    before = last_question(previous[-1])
     return substituted(before, question) or f"{before} {question}"
+
+
+def last_question(turn: str) -> str:
+    """The last question a turn asks: an elliptic follow-up continues that one, not the
+    questions before it (which would also crowd the reader's 64 question tokens).
+
+        >>> last_question("Qu'est-ce que le TPD ? Dans quels domaines le Japon est-il leader ?")
+        'Dans quels domaines le Japon est-il leader ?'
+    """
+    asked = [part.strip() for part in re.findall(r"[^?]*\?", turn) if part.strip(" ?")]
+    return asked[-1] if asked else turn
 
 
 # "Et la Corée ?" / "And the agreement with Korea?": the opener, then what replaces a part of the previous question.
