@@ -529,8 +529,8 @@ def main() -> int:
                              "asked and for what a search asks (store.DENSE_CANDIDATES), from indexes a previous run "
                              "left in --work")
     parser.add_argument("--reader", default="auto",
-                        help="the answerer's reader while asking: auto (default, the default setting: English "
-                             "questions read; the pool's questions are French and English), off, or a reader.pt "
+                        help="the answerer's reader while asking: auto (default, the default setting: French and "
+                             "English questions read; the pool's questions are both), off, or a reader.pt "
                              "path (a candidate from scripts/train_reader.py --export --export-dir)")
     parser.add_argument("--ask-only", action="store_true",
                         help="only the warm and cold ask at each size, from indexes a previous run left in --work")
