@@ -148,6 +148,20 @@ def test_the_reader_reranks_passages_in_a_langchain_pipeline():
     assert ranked[0].page_content == "The sigma lab moved to Oslo in 2021."
 
 
+def test_a_passage_reads_the_same_whatever_is_read_beside_it():
+    """Its answer and margin do not depend on the other passages retrieved with it (read in one
+    int8 batch, a long neighbour moved the margin: activation scales are a batch's)."""
+    from tpdqa.reader import load_reader
+
+    reader = load_reader()
+    question, passage = "Where is the sigma lab now?", "The sigma lab moved to Oslo in 2021, after ten years in Bergen."
+    neighbour = " ".join(["Fisheries reports list every catch of the year, boat by boat, with its weight."] * 12)
+    alone = reader.read(question, [passage])[0]
+    beside = reader.read(question, [neighbour, passage])[1]
+    assert (beside.start, beside.end) == (alone.start, alone.end)
+    assert beside.margin == pytest.approx(alone.margin, abs=1e-4)
+
+
 @pytest.mark.parametrize("question, sentence, words", [
     ("Which engine powers the upper stage?", "The upper stage is powered by the Vinci engine", "Vinci"),
     ("Who are the first customers of Ariane 6?", "Its first customers are Eutelsat", "Eutelsat"),
