@@ -188,7 +188,7 @@ class OnnxReaderNet:
         self.session = session
 
     def scores(self, pairs: list[Pair]) -> tuple[np.ndarray, np.ndarray]:
-        # One run per pair: no padding is computed (a question's three passages: 255 -> 191 ms),
+        # One run per pair: no padding is computed (three passages: 235 -> 172 ms, docs/reader.md),
         # and int8's activation scales are each passage's own, so a passage reads the same
         # whatever is read beside it.
         start = np.full((len(pairs), max(len(p.ids) for p in pairs)), -1e4, dtype=np.float32)
