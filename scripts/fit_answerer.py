@@ -160,7 +160,6 @@ def margin_curve(rows: list[dict]) -> None:
 
 
 @functools.lru_cache(maxsize=None)
-@functools.cache  # asked once per question: the set is read once
 def articles_of(question_set: Path) -> dict[str, int]:
     """Question id -> article index, from a set written by scripts/generalisation.py."""
     lines = question_set.read_text(encoding="utf-8").splitlines()
