@@ -112,6 +112,29 @@ def test_long_paragraph_is_cut_between_sentences_with_overlap(tmp_path):
     assert first_sentence_of_second in chunks[0].page_content  # overlap
 
 
+
+@pytest.mark.parametrize("lang, text, middle", [
+    # pysbd cut this one into "Il est né en 200 av." / "J." / "-C." / "à Mégalopolis.": the quote lost the era
+    ("fr", "Polybe est un historien grec du IIe siècle av. J.-C. qui a vécu en Grèce. Il est né en 200 av. J.-C. à "
+           "Mégalopolis. Son œuvre s'arrête en 146 apr. J.-C.", "Il est né en 200 av. J.-C. à Mégalopolis."),
+    ("fr", "Le XVIe s. fut riche. Vers 500 ap. J.-C., les Bantous arrivent dans la zone. Ils y restent longtemps.",
+     "Vers 500 ap. J.-C., les Bantous arrivent dans la zone."),
+    ("en", "The retable is large. It was painted c. 1400 in Valencia, then moved in 1850. It is painted on oak wood.",
+     "It was painted c. 1400 in Valencia, then moved in 1850."),
+])
+def test_a_quotable_sentence_is_not_cut_at_an_era_marker_or_circa(lang, text, middle):
+    """What the answerer may quote is whole sentences, each an exact substring of the chunk; a
+    sentence still ends after "J.-C." when the next one starts ("…av. J.-C. Ensuite…")."""
+    from langchain_core.documents import Document
+
+    from tpdqa.sentences import chunk_units
+
+    units = chunk_units(Document(page_content=text, metadata={"lang": lang}))
+    assert len(units) == 3 and units[1] == middle
+    assert all(unit in text for unit in units)
+    assert split_sentences("La bataille de 52 av. J.-C. Ensuite César repart.", "fr") == [
+        "La bataille de 52 av. J.-C.", "Ensuite César repart."]
+
 def test_missing_folder_says_what_to_do(tmp_path):
     with pytest.raises(FileNotFoundError, match="TPDQA_DOCUMENTS_DIR"):
         load_folder(tmp_path / "nope")

@@ -44,17 +44,34 @@ def _segmenter(lang: str):
 
 # pysbd ends a sentence at the "!" of a Markdown image, ``![alt](url)``: the pieces are joined again.
 _IMAGE_REST = re.compile(r"\[[^\]\n]*\]\([^)\s]*\)")
+# Where pysbd ends sentences that go on: French era markers ("né en 200 av. J.-C. à
+# Mégalopolis" came out as "né en 200 av." / "J." / "-C." / "à Mégalopolis."), circa before a
+# number ("c. 1400"), a century's "s.". A break inside one of these is no break.
+_NO_BREAK = re.compile(r"\b(?:av|apr?)\.\s*J\.\s?-\s?C\.|\bJ\.\s?-\s?C\.|\b(?:c|ca|env|approx|circa)\.\s+(?=\d)"
+                       r"|\b[IVXLC]+e\s+s\.\s+(?=[a-zà-ÿ])")
+# A piece that starts like this continues the sentence before it ("…en 1629. revolted against", "…, J.-C., il").
+_CONTINUES = re.compile(r"[a-zà-ÿ,;)\]]")
 
 
 def split_sentences(text: str, lang: str) -> list[str]:
-    """Sentences of one paragraph (pysbd rules: abbreviations, « », decimals)."""
+    """Sentences of one paragraph, each an exact substring of it (pysbd's rules:
+    abbreviations, « », decimals; pieces it cuts too early are joined again)."""
     sentences: list[str] = []
-    raw = ""  # the previous segment as pysbd gave it (it keeps the text: "!" then "[" means adjacent)
+    first = None  # where the last sentence starts in text (None: pysbd changed its text, keep it as given)
+    raw, at = "", 0  # the previous segment as pysbd gave it (it keeps the text: "!" then "[" means adjacent)
+    guarded = [m.span() for m in _NO_BREAK.finditer(text)]
     for segment in _segmenter(lang).segment(text):
-        if raw.endswith("!") and sentences and _IMAGE_REST.match(segment):
-            sentences[-1] += segment.strip()
-        elif segment.strip():
-            sentences.append(segment.strip())
+        stripped = segment.strip()
+        start = text.find(stripped, at) if stripped else -1
+        if start >= 0 and first is not None and sentences and (
+                (raw.endswith("!") and _IMAGE_REST.match(stripped)) or _CONTINUES.match(stripped)
+                or any(a < at < b for a, b in guarded)):
+            at = start + len(stripped)
+            sentences[-1] = text[first:at]
+        elif stripped:
+            first = start if start >= 0 else None
+            at = start + len(stripped) if start >= 0 else at
+            sentences.append(stripped)
         raw = segment
     return sentences
 

@@ -230,7 +230,7 @@ class Store:
         out: list[tuple[str, str, str | Any]] = [
             (f"embedding {m}", f"{self.target}|{collection_name(m)}", m) for m in self.settings.embedding_models]
         out.append(("BM25", "lexical|bm25-fts5-v1", self.lexical))
-        out.append(("sentences", f"sentences|{collection_name(USE_MODEL)}-v3", self.sentences))
+        out.append(("sentences", f"sentences|{collection_name(USE_MODEL)}-v4", self.sentences))
         return out
 
     def later_models(self) -> list[str]:
