@@ -17,6 +17,13 @@ paragraph that does not answer it: the most word-sharing other paragraph of its 
 (a near miss on the same subject) or one of another article; the target is then "no
 answer" (start and end on <s>), like SQuAD 2.0's unanswerable questions.
 
+Questions asked across languages (``--cross``, default ``scripts/data/cross-language-questions.jsonl``:
+1,100 fit questions the developers translated, PIAF's into English and SQuAD's into French, and
+the 372 of the validation articles for the figures) add their examples again with the translated
+question: same passage, same answer or none. Without them the reader reads an English question
+on a French passage 4 to 8 margin points lower than its French twin and marks the same words
+only half the time.
+
 Seeded; resumable (model, optimiser, schedule and position saved every ``--save-every``
 steps); the learning curve (validation after 25 %, 50 %, 100 % of the training questions)
 goes to ``OUT/curve.jsonl`` and the terminal. Same script on a GPU (``--device cuda``).
@@ -200,6 +207,22 @@ def examples(chosen: list[tuple[int, dict]], rng: random.Random, near_miss: floa
     return out
 
 
+CROSS_FILE = ROOT / "scripts" / "data" / "cross-language-questions.jsonl"
+
+
+def translations(path: Path, split: str) -> dict[str, str]:
+    """qid -> the question translated into the other language, for one split (train, validation)."""
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return {r["qid"]: r["question"] for r in rows if r["split"] == split}
+
+
+def cross_language(chosen: list[Example], translated: dict[str, str]) -> list[Example]:
+    """The examples of translated questions asked again in the other language: same passage,
+    same answer (or none). Synthetic near misses are left out: their question was changed."""
+    return [Example(translated[e.qid], e.passage, e.answer, e.kind, e.qid)
+            for e in chosen if e.qid in translated and e.kind != "synthetic"]
+
+
 def is_french(example: Example) -> bool:
     """PIAF's examples (article indices from 1000, see ``articles``)."""
     return int(example.qid.split("-", 1)[0]) >= 1000
@@ -211,6 +234,15 @@ def validation_examples(args, split: dict | None = None) -> list[Example]:
     validation = examples(split["validation"], random.Random(1), args.near_miss, args.other, args.synthetic,
                           args.antonyms)
     return random.Random(2).sample(validation, min(args.validation, len(validation)))
+
+
+def cross_validation_examples(args, split: dict | None = None) -> list[Example]:
+    """The validation articles' translated questions, each of their examples (no sample)."""
+    if not args.cross:
+        return []
+    split = split or articles(args.data)
+    chosen = examples(split["validation"], random.Random(1), args.near_miss, args.other, args.synthetic, args.antonyms)
+    return cross_language(chosen, translations(args.cross, "validation"))
 
 
 def encode(tokenizer, example: Example, max_tokens: int, rng: random.Random):
@@ -328,6 +360,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--french-repeat", type=int, default=1,
                         help="draw PIAF's near misses and synthetic questions this many times (a French-weighted pass)")
     parser.add_argument("--english-share", type=float, default=1.0, help="share of the English examples kept")
+    parser.add_argument("--cross", type=Path, nargs="?", const=CROSS_FILE,
+                        help="add the examples of questions translated into the other language (default file: "
+                             "scripts/data/cross-language-questions.jsonl); validation then reports them apart")
+    parser.add_argument("--cross-repeat", type=int, default=1, help="draw the translated examples this many times")
+    parser.add_argument("--same-share", type=float, default=1.0,
+                        help="share of the same-language examples kept (with --cross: a pass weighted towards them)")
     parser.add_argument("--init", type=Path, help="start from this model.pt (a previous run) instead of e5's layers")
     parser.add_argument("--limit", type=int, help="at most this many training examples (a quick run)")
     parser.add_argument("--validation", type=int, default=800, help="validation examples (a fixed sample)")
@@ -374,12 +412,19 @@ def main(argv: list[str] | None = None) -> int:
                        if is_french(e)]
         english = [e for e in train if not is_french(e)]
         train = french + rng.sample(english, round(len(english) * args.english_share))
+    if args.cross:
+        translated = cross_language(train, translations(args.cross, "train"))
+        if args.same_share < 1:
+            train = rng.sample(train, round(len(train) * args.same_share))
+        train += translated * args.cross_repeat
     validation = validation_examples(args, split)
+    cross_validation = cross_validation_examples(args, split)
     rng.shuffle(train)
     if args.limit:
         train = train[:args.limit]
     questions = len({e.qid for e in train})
-    print(f"train: {len(train)} examples ({questions} questions); validation: {len(validation)}", flush=True)
+    print(f"train: {len(train)} examples ({questions} questions); validation: {len(validation)}"
+          f"{f' + {len(cross_validation)} across languages' if cross_validation else ''}", flush=True)
 
     e5 = E5File.open()
     tokenizer = E5Tokenizer(e5)
@@ -432,6 +477,8 @@ def main(argv: list[str] | None = None) -> int:
             save(checkpoint, net, optimiser, schedule, step)
         if step in marks:
             figures = evaluate(net, tokenizer, validation, args.max_tokens)
+            if cross_validation:  # asked across languages, apart: the same-language figures stay comparable
+                figures["cross_language"] = evaluate(net, tokenizer, cross_validation, args.max_tokens)
             row = {"step": step, "fraction": marks[step], "questions_seen": round(questions * marks[step] * args.epochs),
                    "loss": round(float(np.mean(losses[-100:])), 4), "seconds": round(time.time() - started), **figures}
             with open(curve, "a", encoding="utf-8") as f:
