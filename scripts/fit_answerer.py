@@ -170,19 +170,18 @@ def write_held_out(bench: Path, sets: list[str], out: Path) -> None:
     """Each set's questions of articles the reader never trained on, as OUT/SET-heldout.jsonl: the
     slice on which `tpdqa eval` checks a min_support through the whole pipeline."""
     out.mkdir(parents=True, exist_ok=True)
-    from train_reader import CROSS_FILE
+    from train_reader import CROSS_FILE, translated_rows
 
-    translated = {row["original"]: (row["lang"], row["question"]) for row in map(json.loads, CROSS_FILE.read_text(
-        encoding="utf-8").splitlines()) if row["split"] == "validation"}
+    translated = {row["original"]: row for row in translated_rows(CROSS_FILE, "validation")}
     for name in sets:
         lines = (bench / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()
         kept = [line for line in lines if reader_never_saw(bench, {"set": name, "id": json.loads(line)["id"]})]
         (out / f"{name}-heldout.jsonl").write_text("".join(line + "\n" for line in kept), encoding="utf-8")
         print(f"{out / f'{name}-heldout.jsonl'}: {len(kept)} questions")
         # the same questions asked in the other language (the developers' translations): same gold, same keywords
-        crossed = [json.dumps({**q, "id": f"{q['id']}-x", "lang": translated[q["question"].strip()][0],
-                               "question": translated[q["question"].strip()][1]}, ensure_ascii=False)
-                   for q in map(json.loads, kept) if q["question"].strip() in translated]
+        crossed = [json.dumps({**q, "id": f"{q['id']}-x", "lang": row["lang"], "question": row["question"]},
+                              ensure_ascii=False)
+                   for q in map(json.loads, kept) if (row := translated.get(q["question"].strip()))]
         (out / f"{name}-heldout-cross.jsonl").write_text("".join(line + "\n" for line in crossed), encoding="utf-8")
         print(f"{out / f'{name}-heldout-cross.jsonl'}: {len(crossed)} questions asked in the other language")
 

@@ -210,10 +210,15 @@ def examples(chosen: list[tuple[int, dict]], rng: random.Random, near_miss: floa
 CROSS_FILE = ROOT / "scripts" / "data" / "cross-language-questions.jsonl"
 
 
-def translations(path: Path, split: str) -> dict[str, str]:
-    """qid -> the question translated into the other language, for one split (train, validation)."""
+def translated_rows(path: Path, split: str) -> list[dict]:
+    """The rows of one split (train, validation) of a translations file: qid, original, lang, question."""
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return {r["qid"]: r["question"] for r in rows if r["split"] == split}
+    return [r for r in rows if r["split"] == split]
+
+
+def translations(path: Path, split: str) -> dict[str, str]:
+    """qid -> the question translated into the other language, for one split."""
+    return {r["qid"]: r["question"] for r in translated_rows(path, split)}
 
 
 def cross_language(chosen: list[Example], translated: dict[str, str]) -> list[Example]:
@@ -228,11 +233,15 @@ def is_french(example: Example) -> bool:
     return int(example.qid.split("-", 1)[0]) >= 1000
 
 
-def validation_examples(args, split: dict | None = None) -> list[Example]:
-    """The fixed validation sample (fit articles kept out of training)."""
+def validation_pool(args, split: dict | None = None) -> list[Example]:
+    """Every example of the validation articles (fit articles kept out of training), fixed by its seed."""
     split = split or articles(args.data)
-    validation = examples(split["validation"], random.Random(1), args.near_miss, args.other, args.synthetic,
-                          args.antonyms)
+    return examples(split["validation"], random.Random(1), args.near_miss, args.other, args.synthetic, args.antonyms)
+
+
+def validation_examples(args, split: dict | None = None) -> list[Example]:
+    """The fixed validation sample."""
+    validation = validation_pool(args, split)
     return random.Random(2).sample(validation, min(args.validation, len(validation)))
 
 
@@ -240,9 +249,7 @@ def cross_validation_examples(args, split: dict | None = None) -> list[Example]:
     """The validation articles' translated questions, each of their examples (no sample)."""
     if not args.cross:
         return []
-    split = split or articles(args.data)
-    chosen = examples(split["validation"], random.Random(1), args.near_miss, args.other, args.synthetic, args.antonyms)
-    return cross_language(chosen, translations(args.cross, "validation"))
+    return cross_language(validation_pool(args, split), translations(args.cross, "validation"))
 
 
 def encode(tokenizer, example: Example, max_tokens: int, rng: random.Random):

@@ -112,7 +112,6 @@ def test_long_paragraph_is_cut_between_sentences_with_overlap(tmp_path):
     assert first_sentence_of_second in chunks[0].page_content  # overlap
 
 
-
 @pytest.mark.parametrize("lang, text, middle", [
     # pysbd cut this one into "Il est né en 200 av." / "J." / "-C." / "à Mégalopolis.": the quote lost the era
     ("fr", "Polybe est un historien grec du IIe siècle av. J.-C. qui a vécu en Grèce. Il est né en 200 av. J.-C. à "
@@ -134,6 +133,7 @@ def test_a_quotable_sentence_is_not_cut_at_an_era_marker_or_circa(lang, text, mi
     assert all(unit in text for unit in units)
     assert split_sentences("La bataille de 52 av. J.-C. Ensuite César repart.", "fr") == [
         "La bataille de 52 av. J.-C.", "Ensuite César repart."]
+
 
 def test_missing_folder_says_what_to_do(tmp_path):
     with pytest.raises(FileNotFoundError, match="TPDQA_DOCUMENTS_DIR"):

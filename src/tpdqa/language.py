@@ -63,7 +63,7 @@ def split_sentences(text: str, lang: str) -> list[str]:
     for segment in _segmenter(lang).segment(text):
         stripped = segment.strip()
         start = text.find(stripped, at) if stripped else -1
-        if start >= 0 and first is not None and sentences and (
+        if start >= 0 and first is not None and (
                 (raw.endswith("!") and _IMAGE_REST.match(stripped)) or _CONTINUES.match(stripped)
                 or any(a < at < b for a, b in guarded)):
             at = start + len(stripped)
