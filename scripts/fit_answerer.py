@@ -27,6 +27,9 @@ from pathlib import Path
 import numpy as np
 
 
+CROSS = "-x"  # a set's questions asked in the other language (SET-x.jsonl), of the set's own folder
+
+
 def collect(bench: Path, index_root: Path, name: str, reader: str = "off") -> list[dict]:
     from tqdm import tqdm
 
@@ -35,7 +38,8 @@ def collect(bench: Path, index_root: Path, name: str, reader: str = "off") -> li
     from tpdqa.language import LANGUAGES, guess_lang
 
     # every language read: the reader's weights are fitted on English and French questions
-    assistant = Assistant(documents_dir=bench / name, index_dir=index_root / name, reader=reader,
+    folder = name.removesuffix(CROSS)
+    assistant = Assistant(documents_dir=bench / folder, index_dir=index_root / folder, reader=reader,
                           reader_languages=list(LANGUAGES))
     assistant.index()
     answerer = assistant.answerer
@@ -166,24 +170,40 @@ def articles_of(question_set: Path) -> dict[str, int]:
     return {q["id"]: q["article"] for q in map(json.loads, lines)}
 
 
-def write_held_out(bench: Path, sets: list[str], out: Path) -> None:
-    """Each set's questions of articles the reader never trained on, as OUT/SET-heldout.jsonl: the
-    slice on which `tpdqa eval` checks a min_support through the whole pipeline."""
-    out.mkdir(parents=True, exist_ok=True)
+def crossed(lines: list[str], splits: tuple[str, ...]) -> list[str]:
+    """The questions of ``lines`` that the developers translated (scripts/data/cross-language-questions.jsonl,
+    those of ``splits``), asked in the other language: same gold, same keywords, id + "-x"."""
     from train_reader import CROSS_FILE, translated_rows
 
-    translated = {row["original"]: row for row in translated_rows(CROSS_FILE, "validation")}
+    translated = {row["original"]: row for split in splits for row in translated_rows(CROSS_FILE, split)}
+    return [json.dumps({**q, "id": f"{q['id']}{CROSS}", "lang": row["lang"], "question": row["question"]},
+                       ensure_ascii=False)
+            for q in map(json.loads, lines) if (row := translated.get(q["question"].strip()))]
+
+
+def write_lines(path: Path, lines: list[str], what: str) -> None:
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    print(f"{path}: {len(lines)} {what}")
+
+
+def write_cross(bench: Path, name: str) -> None:
+    """BENCH/SET-x.jsonl: every translated question of BENCH/SET.jsonl (reader training and validation
+    articles), asked in the other language, for fitting the answerer on both."""
+    lines = (bench / f"{name.removesuffix(CROSS)}.jsonl").read_text(encoding="utf-8").splitlines()
+    write_lines(bench / f"{name}.jsonl", crossed(lines, ("train", "validation")), "questions asked in the other language")
+
+
+def write_held_out(bench: Path, sets: list[str], out: Path) -> None:
+    """Each set's questions of articles the reader never trained on, as OUT/SET-heldout.jsonl: the
+    slice on which `tpdqa eval` checks a min_support through the whole pipeline; and those of them
+    asked in the other language, as OUT/SET-heldout-cross.jsonl."""
+    out.mkdir(parents=True, exist_ok=True)
     for name in sets:
         lines = (bench / f"{name}.jsonl").read_text(encoding="utf-8").splitlines()
         kept = [line for line in lines if reader_never_saw(bench, {"set": name, "id": json.loads(line)["id"]})]
-        (out / f"{name}-heldout.jsonl").write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-        print(f"{out / f'{name}-heldout.jsonl'}: {len(kept)} questions")
-        # the same questions asked in the other language (the developers' translations): same gold, same keywords
-        crossed = [json.dumps({**q, "id": f"{q['id']}-x", "lang": row["lang"], "question": row["question"]},
-                              ensure_ascii=False)
-                   for q in map(json.loads, kept) if (row := translated.get(q["question"].strip()))]
-        (out / f"{name}-heldout-cross.jsonl").write_text("".join(line + "\n" for line in crossed), encoding="utf-8")
-        print(f"{out / f'{name}-heldout-cross.jsonl'}: {len(crossed)} questions asked in the other language")
+        write_lines(out / f"{name}-heldout.jsonl", kept, "questions")
+        write_lines(out / f"{name}-heldout-cross.jsonl", crossed(kept, ("validation",)),
+                    "questions asked in the other language")
 
 
 def reader_never_saw(bench: Path, row: dict) -> bool:
@@ -226,7 +246,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bench", type=Path, default=Path("bench"))
     parser.add_argument("--index-root", type=Path, default=Path("bench/index"))
-    parser.add_argument("--sets", nargs="+", default=["squad2-fit", "piaf-fit"])
+    parser.add_argument("--sets", nargs="+", default=["squad2-fit", "piaf-fit"],
+                        help="question sets of BENCH; SET-x: SET's translated questions asked in the other language "
+                             "(written from scripts/data/cross-language-questions.jsonl), of SET's folder")
     parser.add_argument("--cache", type=Path, help="pickle of collected features (reused when present)")
     parser.add_argument("--reader", default="off",
                         help="fit the answerer with this reader (auto: the shipped one, or a reader.pt path); "
@@ -247,6 +269,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.cache and args.cache.exists():
         rows = pickle.loads(args.cache.read_bytes())
     else:
+        for name in args.sets:
+            if name.endswith(CROSS):
+                write_cross(args.bench, name)
         rows = [row for name in args.sets for row in collect(args.bench, args.index_root, name, args.reader)]
         if args.cache:
             args.cache.write_bytes(pickle.dumps(rows))

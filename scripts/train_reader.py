@@ -18,11 +18,11 @@ paragraph that does not answer it: the most word-sharing other paragraph of its 
 answer" (start and end on <s>), like SQuAD 2.0's unanswerable questions.
 
 Questions asked across languages (``--cross``, default ``scripts/data/cross-language-questions.jsonl``:
-1,100 fit questions the developers translated, PIAF's into English and SQuAD's into French, and
-the 372 of the validation articles for the figures) add their examples again with the translated
-question: same passage, same answer or none. Without them the reader reads an English question
-on a French passage 4 to 8 margin points lower than its French twin and marks the same words
-only half the time.
+1,340 fit questions the developers translated, PIAF's into English and SQuAD's into French — run 8
+trained on the first 1,100 — and the 372 of the validation articles for the figures) add their
+examples again with the translated question: same passage, same answer or none. Without them the
+reader reads an English question on a French passage 4 to 8 margin points lower than its French
+twin and marks the same words only half the time.
 
 Seeded; resumable (model, optimiser, schedule and position saved every ``--save-every``
 steps); the learning curve (validation after 25 %, 50 %, 100 % of the training questions)
