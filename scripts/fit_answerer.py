@@ -30,6 +30,11 @@ import numpy as np
 CROSS = "-x"  # a set's questions asked in the other language (SET-x.jsonl), of the set's own folder
 
 
+def folder_of(name: str) -> str:
+    """The set whose folder (and questions, translated) a set asks: SET for SET-x."""
+    return name.removesuffix(CROSS)
+
+
 def collect(bench: Path, index_root: Path, name: str, reader: str = "off") -> list[dict]:
     from tqdm import tqdm
 
@@ -38,7 +43,7 @@ def collect(bench: Path, index_root: Path, name: str, reader: str = "off") -> li
     from tpdqa.language import LANGUAGES, guess_lang
 
     # every language read: the reader's weights are fitted on English and French questions
-    folder = name.removesuffix(CROSS)
+    folder = folder_of(name)
     assistant = Assistant(documents_dir=bench / folder, index_dir=index_root / folder, reader=reader,
                           reader_languages=list(LANGUAGES))
     assistant.index()
@@ -64,7 +69,7 @@ def fit(rows: list[dict], c: float = 1.0) -> dict:
     from tpdqa import answer
 
     read = any(r["found"].read for r in rows)  # fitted with the reader's columns (the READER_* weights)
-    # questions the reader did not read (another language than their first passage) keep the off weights
+    # questions the reader did not read (a table as first passage) keep the off weights
     rows = [r for r in rows if r["found"].read == read]
     prefix = "READER_" if read else ""
     names = [*answer.QUESTION_FEATURES, *(answer.READER_QUESTION_FEATURES if read else ())]
@@ -189,7 +194,7 @@ def write_lines(path: Path, lines: list[str], what: str) -> None:
 def write_cross(bench: Path, name: str) -> None:
     """BENCH/SET-x.jsonl: every translated question of BENCH/SET.jsonl (reader training and validation
     articles), asked in the other language, for fitting the answerer on both."""
-    lines = (bench / f"{name.removesuffix(CROSS)}.jsonl").read_text(encoding="utf-8").splitlines()
+    lines = (bench / f"{folder_of(name)}.jsonl").read_text(encoding="utf-8").splitlines()
     write_lines(bench / f"{name}.jsonl", crossed(lines, ("train", "validation")), "questions asked in the other language")
 
 
