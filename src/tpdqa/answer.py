@@ -548,7 +548,7 @@ READER_FEATURES = ("reader_span", "reader_span_margin", "reader_chunk_margin")
 READER_QUESTION_FEATURES = ("reader_best", "reader_answer")
 READ_CHUNKS = 3  # retrieved chunks the reader reads (one call; 3 against 4 on the fit split: docs/evaluation.md)
 MARGIN_CLIP = 10.0  # reader margins (span score - null score) are clipped to ±this, then scaled to ±1
-PASSAGE_RANK_PRIOR = 0.5  # scaled reader margin that retrieval's first place is worth (fit split)
+PASSAGE_RANK_PRIOR = 1.0  # scaled reader margin that retrieval's first place is worth (fit split, four slices)
 _EDGE_PUNCTUATION = set(".,;:!?()[]«»\"'“”‘’")
 QUESTION_FEATURES = ("best_score", "best_meaning", "evidence_mean", "evidence_min", "words_missing", "words_exact",
                      "best_word_match", "best_exact_words", "best_type_found", "best_type_missing", "margin",

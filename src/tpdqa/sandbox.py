@@ -41,6 +41,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 MB = 1024 * 1024
+STARTUP_S = 600.0  # a child slower than this to import the readers is broken, not busy
 
 
 class ParseFailure(Exception):
@@ -161,6 +162,16 @@ class Sandbox:
         os.close(child_writes)
         self._process, self._memory_mb = process, memory_mb
         self._conn = _Pipe(Connection(parent_reads, writable=False), Connection(parent_writes, readable=False))
+        # The child's start-up (Python, the readers' imports) is not one file's reading: on a
+        # busy machine it took minutes, and the first file was skipped as "too slow to read".
+        deadline = time.monotonic() + STARTUP_S
+        while not self._conn.poll(0.05):
+            if process.poll() is not None or time.monotonic() > deadline:
+                code = process.poll()
+                self.close()
+                raise OverLimit(f"the file reader could not start (exit code {code}, waited up to {STARTUP_S:.0f} s)"
+                                ": check that tpdqa's dependencies import (python -c 'import tpdqa.ingest')")
+        self._conn.recv()  # "ready"
 
     def close(self) -> None:
         if self._process is not None:
@@ -208,6 +219,10 @@ def _serve(conn: _Pipe, memory_mb: int) -> None:
 
     global _child_conn
     _child_conn = conn
+    from tpdqa.ingest import read_file
+
+    read_file(b"Ready.", "ready.txt", Limits(), None)  # the readers' imports and language model, before any budget
+    conn.send(("ready", None))
     limit = memory_mb * MB
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
     resource.setrlimit(resource.RLIMIT_AS, (limit if hard == resource.RLIM_INFINITY else min(limit, hard), hard))
