@@ -225,3 +225,16 @@ def test_a_busy_machine_does_not_make_the_first_file_too_slow_to_read(tmp_path, 
         assert any("15 milliards" in document.page_content for document in documents), documents
     finally:
         child.close()
+
+
+def test_a_file_reader_that_cannot_start_is_named_not_the_file(tmp_path, monkeypatch):
+    """A broken install (the child dies before it is ready) is reported as the reader's failure,
+    with what to check, not as a malformed document. Stand-in for the broken install: a
+    ``sitecustomize`` that ends the child at once."""
+    from tpdqa.ingest import FileError, parse_file
+    from tpdqa.sandbox import Limits, Sandbox
+
+    (tmp_path / "sitecustomize.py").write_text("import os\nos._exit(3)\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
+    parsed = parse_file("notes.md", b"# Notes\n\nHello.\n", Limits(timeout_s=2), box=Sandbox())
+    assert isinstance(parsed, FileError) and "could not start" in parsed.reason and "exit code 3" in parsed.reason, parsed

@@ -165,13 +165,21 @@ class Sandbox:
         # The child's start-up (Python, the readers' imports) is not one file's reading: on a
         # busy machine it took minutes, and the first file was skipped as "too slow to read".
         deadline = time.monotonic() + STARTUP_S
-        while not self._conn.poll(0.05):
-            if process.poll() is not None or time.monotonic() > deadline:
-                code = process.poll()
-                self.close()
-                raise OverLimit(f"the file reader could not start (exit code {code}, waited up to {STARTUP_S:.0f} s)"
-                                ": check that tpdqa's dependencies import (python -c 'import tpdqa.ingest')")
-        self._conn.recv()  # "ready"
+        while not self._conn.poll(0.05) and process.poll() is None and time.monotonic() <= deadline:
+            pass
+        try:
+            if self._conn.poll(0):
+                self._conn.recv()  # "ready"
+                return
+        except (EOFError, OSError):  # it died before saying so: the pipe is at its end
+            pass
+        try:
+            code = process.wait(5)  # its pipe may close a moment before it is reaped
+        except subprocess.TimeoutExpired:
+            code = None
+        self.close()
+        raise OverLimit(f"the file reader could not start (exit code {code}, waited up to {STARTUP_S:.0f} s)"
+                        ": check that tpdqa's dependencies import (python -c 'import tpdqa.ingest')")
 
     def close(self) -> None:
         if self._process is not None:
