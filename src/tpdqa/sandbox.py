@@ -135,7 +135,7 @@ class Sandbox:
                 try:
                     status, value = self._conn.recv()
                 except (EOFError, OSError):  # the child died: killed for its memory, or a parser crashed
-                    code = self._process.poll() if self._process is not None else None
+                    code = self._exit_code()
                     self.close()
                     raise OverLimit(f"its reader stopped (exit code {code}) while parsing it: it may need more than "
                                     f"{limits.memory_mb} MB of memory (TPDQA_PARSE_MEMORY_MB), or be malformed"
@@ -173,13 +173,18 @@ class Sandbox:
                 return
         except (EOFError, OSError):  # it died before saying so: the pipe is at its end
             pass
-        try:
-            code = process.wait(5)  # its pipe may close a moment before it is reaped
-        except subprocess.TimeoutExpired:
-            code = None
+        code = self._exit_code()
         self.close()
         raise OverLimit(f"the file reader could not start (exit code {code}, waited up to {STARTUP_S:.0f} s)"
                         ": check that tpdqa's dependencies import (python -c 'import tpdqa.ingest')")
+
+    def _exit_code(self) -> int | None:
+        """The exit code of a child whose pipe closed (None: still running after 5 s). Its pipe
+        may close a moment before it is reaped: poll() alone said "exit code None"."""
+        try:
+            return self._process.wait(5) if self._process is not None else None
+        except subprocess.TimeoutExpired:
+            return None
 
     def close(self) -> None:
         if self._process is not None:
