@@ -385,6 +385,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--export-dir", type=Path,
                         help="with --export: write reader.pt and reader.json here instead (a candidate to evaluate "
                              "with --reader DIR/reader.pt before shipping it)")
+    parser.add_argument("--calibration", action="store_true",
+                        help="write the pairs the int8 graph's scales are measured on (fit articles it trained on: "
+                             "src/tpdqa/models/calibration.jsonl, or in --export-dir); --export writes them too")
     parser.add_argument("--report", action="store_true",
                         help="score OUT/model.pt on the report articles (SQuAD 2.0 8-15, PIAF odd), gold paragraph "
                              "given, at the threshold chosen on the validation slice; writes OUT/report.json")
@@ -393,14 +396,16 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from tpdqa.e5weights import E5File, E5Tokenizer
-    from tpdqa.reader import CARD_FILE, MODEL_FILE, network_class
+    from tpdqa.reader import CALIBRATION_FILE, CARD_FILE, MODEL_FILE, network_class
 
     torch.set_num_threads(args.threads)
     args.out.mkdir(parents=True, exist_ok=True)
-    if args.export:
-        if args.export_dir:
-            return export(args.out, args.export_dir / MODEL_FILE.name, args.export_dir / CARD_FILE.name)
-        return export(args.out, MODEL_FILE, CARD_FILE)
+    if args.export or args.calibration:
+        folder = args.export_dir or MODEL_FILE.parent
+        write_calibration(articles(args.data)["train"], folder / CALIBRATION_FILE.name)
+        if args.export:
+            return export(args.out, folder / MODEL_FILE.name, folder / CARD_FILE.name)
+        return 0
     if args.report:
         return report(args)
 
@@ -559,6 +564,20 @@ def save(path: Path, net, optimiser, schedule, step: int) -> None:
     torch.save({"net": net.state_dict(), "optimiser": optimiser.state_dict(), "schedule": schedule.state_dict(),
                 "step": step, "random": random.getstate(), "torch": torch.get_rng_state()}, partial)
     partial.replace(path)  # a kill while saving leaves the previous checkpoint whole
+
+
+def write_calibration(train: list[tuple[int, dict]], path: Path, per_set: int = 24) -> None:
+    """Questions with their gold paragraphs from training articles (SQuAD 2.0, SQuAD 1.1, PIAF:
+    ``per_set`` each, seeded): what tpdqa.reader measures its activations' ranges on before
+    making the int8 graph (nothing reported or held out is in them)."""
+    rng = random.Random(11)
+    rows = []
+    for name, low, high in (("squad2", 0, 100), ("squad1", 100, 1000), ("piaf", 1000, 10 ** 6)):
+        pairs = [(qa["question"].strip(), p["context"]) for i, a in train if low <= i < high
+                 for p in a["paragraphs"] for qa in p["qas"] if not qa.get("is_impossible")]
+        rows += [{"set": name, "question": q, "passage": c} for q, c in rng.sample(pairs, per_set)]
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    print(f"wrote {path} ({len(rows)} pairs)")
 
 
 def export(out: Path, model_file: Path, card_file: Path) -> int:

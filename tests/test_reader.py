@@ -115,6 +115,7 @@ def test_the_reader_reads_through_its_int8_graph_in_a_later_process_without_torc
     float32 before it is kept); a later process reads with it without importing torch, and
     marks the same answer. A damaged graph is said and made again."""
     from tests.conftest import fresh_process
+    from tpdqa.reader import GRAPH
 
     script = """
         import json, sys
@@ -129,10 +130,37 @@ def test_the_reader_reads_through_its_int8_graph_in_a_later_process_without_torc
     later, _ = fresh_process(script, tmp_path)
     assert first["net"] == later["net"] == "OnnxReaderNet" and later["torch"] is False
     assert later["answer"].startswith("Oslo") and later["margin"] > 0
-    (graph,) = (tmp_path / "tpdqa" / "reader").glob("*-int8.onnx")
+    (graph,) = (tmp_path / "tpdqa" / "reader").glob(f"*-{GRAPH}.onnx")
     graph.write_bytes(b"damaged")
     again, said = fresh_process(script, tmp_path)
     assert "made again" in said and again["answer"] == later["answer"] and graph.stat().st_size > 1_000_000
+
+
+def test_the_int8_graph_is_made_from_a_network_that_computes_the_same_answers():
+    """Before int8, the activation ranges move into the weights (smoothed) and the attention is
+    written as ONNX Runtime fuses it: neither may change what the reader computes (a scale on
+    the wrong axis would quote other words in every answer); the int8 graph then marks the
+    float32 network's answers."""
+    import torch
+
+    from tpdqa.reader import Reader, calibration_pairs, encode_pair, smoothed
+
+    float32 = Reader.load(quantise=False)
+    net, tokenizer = float32.net, float32.tokenizer
+    passages = [("Where is the sigma lab now?", "The sigma lab moved to Oslo in 2021, after ten years in Bergen."),
+                ("Quand le pont a-t-il été achevé ?", "Commencé en 1985, le pont a été achevé en 1988 pour un coût "
+                 "de 420 millions de francs.")]
+    pairs = [encode_pair(tokenizer, q, p) for q, p in passages]
+    twin = smoothed(net, calibration_pairs(tokenizer)[::8])
+    for layer in twin.encoder.layers:
+        layer.explicit_attention = True
+    with torch.inference_mode():
+        for pair in pairs:
+            assert torch.allclose(net.logits(*net.batch([pair])), twin.logits(*twin.batch([pair])), atol=1e-3)
+    int8 = Reader.load()
+    for question, passage in passages:
+        want, got = float32.read(question, [passage])[0], int8.read(question, [passage])[0]
+        assert (got.start, got.end) == (want.start, want.end) and got.margin == pytest.approx(want.margin, abs=2.0)
 
 
 def test_the_reader_reranks_passages_in_a_langchain_pipeline():

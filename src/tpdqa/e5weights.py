@@ -25,6 +25,7 @@ importing ``transformers`` alone costs seconds that a cold ``tpdqa ask`` cannot 
 
 from __future__ import annotations
 
+import math
 import re
 import struct
 from dataclasses import dataclass
@@ -271,6 +272,7 @@ def encoder_class() -> Any:
             self.attention_norm = nn.LayerNorm(h, eps=config.eps)
             self.up, self.down = nn.Linear(h, config.ffn), nn.Linear(config.ffn, h)
             self.output_norm = nn.LayerNorm(h, eps=config.eps)
+            self.explicit_attention = False  # set for an ONNX export (same numbers, no fused kernel in torch)
 
         def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
             b, t, h = x.shape
@@ -278,8 +280,14 @@ def encoder_class() -> Any:
             def split(y: torch.Tensor) -> torch.Tensor:
                 return y.view(b, t, self.heads, h // self.heads).transpose(1, 2)
 
-            context = F.scaled_dot_product_attention(split(self.q(x)), split(self.k(x)), split(self.v(x)),
-                                                     attn_mask=mask)
+            q, k, v = split(self.q(x)), split(self.k(x)), split(self.v(x))
+            if self.explicit_attention:  # the pattern ONNX Runtime's optimiser fuses into one Attention op
+                scores = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])
+                if mask is not None:
+                    scores = scores.masked_fill(~mask, float("-inf"))
+                context = torch.softmax(scores, -1) @ v
+            else:
+                context = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
             x = self.attention_norm(x + self.o(context.transpose(1, 2).reshape(b, t, h)))
             return self.output_norm(x + self.down(F.gelu(self.up(x))))
 

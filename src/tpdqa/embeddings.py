@@ -193,11 +193,14 @@ def _digest(value: Any) -> str:
 
 
 def export_onnx(module: Any, inputs: tuple[Any, ...], names: list[str], axes: dict[str, dict[int, str]],
-                target: Path, check: Callable[[Path], bool], int8: bool = False) -> bool:
+                target: Path, check: Callable[[Path], bool], int8: bool = False,
+                fuse: tuple[int, int] | None = None) -> bool:
     """Write ``module`` (a torch module called on ``inputs``, named ``names``) as an ONNX graph
     at ``target`` — with int8 weights, one scale per output channel, when ``int8`` — if
-    ``check(path)`` accepts the written graph; True when ``target`` then exists. Written beside
-    ``target`` and moved into place, so a process that loads it never sees half a file."""
+    ``check(path)`` accepts the written graph; True when ``target`` then exists. ``fuse``
+    (heads, hidden) of a BERT encoder: ONNX Runtime's transformer optimiser first fuses its
+    attention, layer norms and GELUs into single kernels. Written beside ``target`` and moved
+    into place, so a process that loads it never sees half a file."""
     import tempfile
 
     import torch
@@ -210,15 +213,25 @@ def export_onnx(module: Any, inputs: tuple[Any, ...], names: list[str], axes: di
             warnings.simplefilter("ignore")
             torch.onnx.export(module.eval(), inputs, str(graph), input_names=names, output_names=["output"],
                               dynamic_axes=axes, opset_version=17, dynamo=False)
-        if int8:
-            from onnxruntime.quantization import QuantType, quantize_dynamic
+        logging.disable(logging.WARNING)  # both log each node they leave alone, on the root logger
+        try:
+            if fuse:
+                from onnxruntime.transformers.optimizer import optimize_model
 
-            logging.disable(logging.WARNING)  # it logs each tensor it leaves alone, on the root logger
-            try:
-                quantize_dynamic(str(graph), str(work / "int8.onnx"), weight_type=QuantType.QInt8, per_channel=True)
-            finally:
-                logging.disable(logging.NOTSET)
-            graph = work / "int8.onnx"
+                heads, hidden = fuse
+                optimize_model(str(graph), model_type="bert", num_heads=heads, hidden_size=hidden,
+                               opt_level=1).save_model_to_file(str(work / "fused.onnx"))
+                graph = work / "fused.onnx"
+            if int8:
+                from onnx import TensorProto
+                from onnxruntime.quantization import QuantType, quantize_dynamic
+
+                # the fused kernels are ONNX Runtime's own: shape inference cannot type their outputs
+                quantize_dynamic(str(graph), str(work / "int8.onnx"), weight_type=QuantType.QInt8, per_channel=True,
+                                 extra_options={"DefaultTensorType": TensorProto.FLOAT})
+                graph = work / "int8.onnx"
+        finally:
+            logging.disable(logging.NOTSET)
         if not check(graph):
             logger.warning("The ONNX export %s differs from its model: not kept", target.name)
             return False
