@@ -374,26 +374,28 @@ class ExtractiveAnswerer:
         if not docs or is_table(docs[0]):
             return
         read = min(READ_CHUNKS, len(docs))
-        skip: list[list[tuple[int, int]]] = [[] for _ in range(read)]
-        for row in np.flatnonzero(again) if again is not None else []:
-            rank, doc, sentence = found.items[row]
-            start = doc.page_content.find(sentence)
-            if rank < read and start >= 0:
-                skip[rank].append((start, start + len(sentence)))
-        passages = [d.page_content for d in docs[:read]]
-        found.readings = dict(enumerate(self.reader.read(question, passages, skip if any(skip) else None)))
         found.starts = np.full(len(found.items), -1)
-        columns = np.zeros((len(found.items), len(READER_FEATURES)), dtype=np.float32)
         at: dict[int, int] = {}
         for row, (rank, doc, sentence) in enumerate(found.items):
-            if rank not in found.readings:
+            if rank >= read:
                 continue
             text = doc.page_content
             start = text.find(sentence, at.get(rank, len(text) - len(chunk_body(text, doc.metadata))))
-            if start < 0:
+            if start >= 0:
+                found.starts[row] = start
+                at[rank] = start + len(sentence)
+        skip: list[list[tuple[int, int]]] = [[] for _ in range(read)]
+        for row in np.flatnonzero(again) if again is not None else []:
+            rank, _, sentence = found.items[row]
+            if found.starts[row] >= 0:
+                skip[rank].append((int(found.starts[row]), int(found.starts[row]) + len(sentence)))
+        passages = [d.page_content for d in docs[:read]]
+        found.readings = dict(enumerate(self.reader.read(question, passages, skip if any(skip) else None)))
+        columns = np.zeros((len(found.items), len(READER_FEATURES)), dtype=np.float32)
+        for row, (rank, _, sentence) in enumerate(found.items):
+            start = int(found.starts[row])
+            if start < 0 or rank not in found.readings:  # the reader finds nothing in a passage of no words
                 continue
-            found.starts[row] = start
-            at[rank] = start + len(sentence)
             reading = found.readings[rank]
             margin = scaled(reading)
             holds = float(reading.start < start + len(sentence) and reading.end > start)
@@ -470,8 +472,8 @@ class Candidates:
         if said is None:
             return np.zeros(len(self.items), dtype=bool)
         wanted = set(analyze(said.asked, LANGUAGES))
-        again = self.told(said) & np.array([not wanted <= set(analyze(sentence, LANGUAGES))
-                                            for _, _, sentence in self.items], dtype=bool)
+        again = np.array([told and not wanted <= set(analyze(sentence, LANGUAGES))  # analysed only if quoted
+                          for told, (_, _, sentence) in zip(self.told(said), self.items)], dtype=bool)
         return again if not again.all() else np.zeros(len(self.items), dtype=bool)
 
     def not_from(self, scores: np.ndarray, sources: set[str]) -> np.ndarray:
