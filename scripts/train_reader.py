@@ -24,6 +24,10 @@ examples again with the translated question: same passage, same answer or none. 
 reader reads an English question on a French passage 4 to 8 margin points lower than its French
 twin and marks the same words only half the time.
 
+Distillation (``--teacher``): a shallower reader (``--layers 6 --init TEACHER``: the teacher's first
+layers) learns the teacher's start and end distributions beside the gold spans — run 10 (docs/reader.md),
+run 8 into 6 layers: the reader's stage 40 % faster, French spans 0.66 -> 0.55.
+
 Seeded; resumable (model, optimiser, schedule and position saved every ``--save-every``
 steps); the learning curve (validation after 25 %, 50 %, 100 % of the training questions)
 goes to ``OUT/curve.jsonl`` and the terminal. Same script on a GPU (``--device cuda``).
@@ -373,7 +377,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cross-repeat", type=int, default=1, help="draw the translated examples this many times")
     parser.add_argument("--same-share", type=float, default=1.0,
                         help="share of the same-language examples kept (with --cross: a pass weighted towards them)")
-    parser.add_argument("--init", type=Path, help="start from this model.pt (a previous run) instead of e5's layers")
+    parser.add_argument("--init", type=Path, help="start from this model.pt (a previous run) instead of e5's layers; "
+                                                   "from a deeper run, its first --layers layers")
+    parser.add_argument("--teacher", type=Path,
+                        help="distil this model.pt (a deeper run): its start/end distributions are soft targets")
+    parser.add_argument("--soft", type=float, default=0.5, help="weight of the teacher's soft targets (with --teacher)")
+    parser.add_argument("--temperature", type=float, default=2.0, help="softmax temperature of the soft targets")
     parser.add_argument("--limit", type=int, help="at most this many training examples (a quick run)")
     parser.add_argument("--validation", type=int, default=800, help="validation examples (a fixed sample)")
     parser.add_argument("--minutes", type=float, help="stop (with a checkpoint) after this long")
@@ -402,6 +411,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     if args.export or args.calibration:
         folder = args.export_dir or MODEL_FILE.parent
+        folder.mkdir(parents=True, exist_ok=True)
         write_calibration(articles(args.data)["train"], folder / CALIBRATION_FILE.name)
         if args.export:
             return export(args.out, folder / MODEL_FILE.name, folder / CARD_FILE.name)
@@ -442,7 +452,13 @@ def main(argv: list[str] | None = None) -> int:
     tokenizer = E5Tokenizer(e5)
     net = network_class().from_e5(e5, args.layers).to(args.device)
     if args.init:
-        net.load_state_dict({k: v.float() for k, v in torch.load(args.init, weights_only=True).items()})
+        net.load_state_dict(first_layers(torch.load(args.init, weights_only=True), args.layers))
+    teacher = None
+    if args.teacher:
+        state = torch.load(args.teacher, weights_only=True)
+        teacher = network_class()(e5, layer_count(state)).to(args.device)
+        teacher.load_state_dict({k: v.float() for k, v in state.items()})
+        teacher.eval().requires_grad_(False)
     optimiser = torch.optim.AdamW([
         {"params": net.encoder.parameters(), "lr": args.lr},
         {"params": net.span.parameters(), "lr": args.lr * 10},
@@ -474,6 +490,10 @@ def main(argv: list[str] | None = None) -> int:
         gold_end = torch.tensor([p.end for p in pairs])
         loss = (torch.nn.functional.cross_entropy(start, gold_start)
                 + torch.nn.functional.cross_entropy(end, gold_end)) / 2
+        if teacher is not None:
+            with torch.no_grad():
+                soft = teacher(pairs)
+            loss = (1 - args.soft) * loss + args.soft * distillation(start, end, soft, args.temperature)
         optimiser.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -555,6 +575,29 @@ def report(args) -> int:
         print(name, json.dumps(out[name]), flush=True)
     (args.out / "report.json").write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
     return 0
+
+
+def layer_count(state: dict) -> int:
+    return 1 + max(int(k.split(".")[2]) for k in state if k.startswith("encoder.layers."))
+
+
+def first_layers(state: dict, layers: int) -> dict:
+    """A run's weights for a network of its first ``layers`` layers (the rest dropped: on
+    fine-tuning, dropping the top layers loses least; Sajjad et al. 2020)."""
+    return {k: v.float() for k, v in state.items()
+            if not k.startswith("encoder.layers.") or int(k.split(".")[2]) < layers}
+
+
+def distillation(start, end, soft, temperature: float):
+    """Kullback-Leibler divergence from the teacher's start and end distributions (softened by
+    ``temperature``, scaled by its square so the gradients keep their size; Hinton et al. 2015)."""
+    import torch.nn.functional as F
+
+    total = 0.0
+    for student, teacher in ((start, soft[0]), (end, soft[1])):
+        total = total + F.kl_div(F.log_softmax(student / temperature, -1), F.log_softmax(teacher / temperature, -1),
+                                 log_target=True, reduction="batchmean")
+    return total / 2 * temperature ** 2
 
 
 def save(path: Path, net, optimiser, schedule, step: int) -> None:
