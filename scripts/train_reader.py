@@ -577,15 +577,19 @@ def report(args) -> int:
     return 0
 
 
+def layer_of(key: str) -> int | None:
+    """The encoder layer a weight belongs to ("encoder.layers.7.q.weight" -> 7), None outside them."""
+    return int(key.split(".")[2]) if key.startswith("encoder.layers.") else None
+
+
 def layer_count(state: dict) -> int:
-    return 1 + max(int(k.split(".")[2]) for k in state if k.startswith("encoder.layers."))
+    return 1 + max(layer for k in state if (layer := layer_of(k)) is not None)
 
 
 def first_layers(state: dict, layers: int) -> dict:
     """A run's weights for a network of its first ``layers`` layers (the rest dropped: on
     fine-tuning, dropping the top layers loses least; Sajjad et al. 2020)."""
-    return {k: v.float() for k, v in state.items()
-            if not k.startswith("encoder.layers.") or int(k.split(".")[2]) < layers}
+    return {k: v.float() for k, v in state.items() if (layer_of(k) or 0) < layers}
 
 
 def distillation(start, end, soft, temperature: float):

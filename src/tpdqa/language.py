@@ -32,9 +32,14 @@ def _langid():
         return _cached_identifier(LanguageIdentifier, MODEL_FILE)
     except Exception as exc:  # noqa: BLE001 - a speed-up only (another py3langid, a full disk): load as it ships
         logging.getLogger(__name__).info("language model not cached (%s): read as py3langid ships it", exc)
-        identifier = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=True)
-        identifier.set_languages(list(LANGUAGES))
-        return identifier
+        return _shipped_identifier(LanguageIdentifier, MODEL_FILE)
+
+
+def _shipped_identifier(identifier_class, model_file):
+    """The identifier as py3langid loads it (its LZMA file inflated), restricted to LANGUAGES."""
+    identifier = identifier_class.from_model_file(model_file, norm_probs=True)
+    identifier.set_languages(list(LANGUAGES))
+    return identifier
 
 
 def _cached_identifier(identifier_class, model_file):
@@ -52,8 +57,7 @@ def _cached_identifier(identifier_class, model_file):
             pass
     import numpy as np
 
-    made = identifier_class.from_model_file(model_file, norm_probs=True)
-    made.set_languages(list(LANGUAGES))
+    made = _shipped_identifier(identifier_class, model_file)
     arrays = io.BytesIO()
     np.savez(arrays, ptc=made.nb_ptc, pc=made.nb_pc, classes=np.array(made.nb_classes),
              nextmove=np.frombuffer(made.tk_nextmove, dtype=f"u{made.tk_nextmove.itemsize}"),
