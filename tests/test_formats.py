@@ -328,7 +328,7 @@ def test_questions_on_each_type_are_answered_with_the_row_slide_or_message_that_
     "When does the crane arrive?" — a weekday is no date to it — and "How much money goes to the
     roads?", whose row says "Amount". The reader marked a value of any row of a table — the
     Lime row for the oak question — so a question whose first passage is a table is answered as
-    with the reader off.)"""
+    with the reader off, and the row it quotes is read alone for its value.)"""
     from tpdqa import Assistant
 
     docs = tmp_path / "documents"
@@ -354,6 +354,8 @@ def test_questions_on_each_type_are_answered_with_the_row_slide_or_message_that_
         assert cited.source == source and words in cited.quote, (question, cited.source, cited.quote)
         if source in ("air.pdf", "report.docx", "budget.xlsx", "trees.ods", "minutes.odt"):  # the row alone, with its headers
             assert len(cited.sentences) == 1 and " — " in cited.quote and ": " in cited.quote, cited.quote
+            marked = cited.span_text or "-"  # the row's value, marked ("18" of "18 mg/L" too)
+            assert marked in words or words in marked, (question, cited.span_text)
         if page is not None:
             assert cited.page == page, (question, cited.page)
     wheel = qa.ask("On which day does the water wheel of the old mill turn?").citations[0]

@@ -259,6 +259,31 @@ def test_a_question_in_another_language_than_its_passage_is_read(two_subjects):
     assert citation.source == "pont.txt" and "2 926" in citation.span_text, citation
 
 
+TREES = ("Essence,Plantés,Survie,Hauteur moyenne\nChêne,120,92%,3.1 m\nTilleul,80,71%,2.4 m\nÉrable,60,85%,2.9 m\n"
+         "Hêtre,45,64%,1.8 m\n")
+
+
+def test_the_value_asked_for_is_marked_in_a_table_row(tmp_path):
+    """A table is answered as with the reader off (read whole, it marks a value of any row: the
+    limes' survival for the oaks'), and the row it quotes, read alone, has its value marked."""
+    from tpdqa import Assistant
+
+    docs = tmp_path / "documents"
+    docs.mkdir()
+    (docs / "arbres.csv").write_text(TREES, encoding="utf-8")
+    qa = Assistant(documents_dir=docs, index_dir=tmp_path / "index")
+    qa.index()
+    for question, row, value in [("Quel est le taux de survie des tilleuls ?", "Tilleul", "71%"),
+                                 ("Combien de chênes ont été plantés ?", "Chêne", "120"),
+                                 ("Quelle est la hauteur moyenne des hêtres ?", "Hêtre", "1.8 m")]:
+        answer = qa.ask(question)
+        assert not answer.refused, question
+        cited = answer.citations[0]
+        assert cited.quote.startswith(row) and cited.span_text == value, (question, cited.quote, cited.span_text)
+        assert cited.text[cited.span[0]:cited.span[1]] == value
+    assert qa.ask("Combien de bouleaux ont été plantés ?").refused  # no birch row: no other row's value
+
+
 def test_a_follow_up_is_answered_with_what_it_changes(bundled_assistant):
     """"Et l'accord avec la Corée ?" after the US-Japan agreement's question is read as "Que vise
     l'accord avec la Corée ?", and the previous answer's sentence is not quoted again: a Korea

@@ -251,7 +251,8 @@ class ExtractiveAnswerer:
             page=doc.metadata.get("page"),
             title=doc.metadata.get("title"),
             section=section_path(doc.metadata),
-            span=found.span_in(best, picked),
+            span=(self.row_span(question, lang, quoted, timings, doc) if is_table(doc)
+                  else found.span_in(best, picked)),
         )
         doc_lang = doc.metadata.get("lang", lang)
         lead = ""
@@ -300,6 +301,25 @@ class ExtractiveAnswerer:
             return naming[name] is not None and source not in naming[name]
 
         return {source: [name for name in names if held and lacks(source, name)] for source, held in same.items()}
+
+    def row_span(self, question: str, lang: str, quoted: list[str], timings: dict[str, float] | None,
+                 doc: Document) -> tuple[int, int] | None:
+        """The value the question asks for in the quoted rows of a table, marked: read whole, a
+        table gets a value of any row marked (:meth:`read`), but its rows read each alone are
+        passages the reader reads well (``Lime — Planted: 80; Survival: 71%``: "71%" for the
+        limes). Offsets in ``doc``'s text; None when the reader is off for this question or finds
+        no answer in those rows."""
+        if self._reader is None or lang not in self.reader_languages:
+            return None
+        with timed(timings, "reader"):
+            readings = self.reader.read(question, quoted)
+        if not readings:  # rows without a word
+            return None
+        row, reading = max(zip(quoted, readings), key=lambda pair: pair[1].margin)
+        at = doc.page_content.find(row)
+        if reading.margin <= 0 or at < 0:
+            return None
+        return trimmed(doc.page_content, at + reading.start, at + reading.end)
 
     def candidates(self, question: str, lang: str, docs: list[Document], timings: dict[str, float] | None = None,
                    said: FollowUp | None = None) -> Candidates | None:
@@ -369,8 +389,9 @@ class ExtractiveAnswerer:
         question asked in another language than the passage too (it learned translated questions
         of the same passages); it learned prose, so when the first passage is a table (it marks a
         value of any row: the lime trees' survival for the oaks'), the question is answered as
-        with the reader off. ``again``: sentences a follow-up does not quote again (Candidates.said_again):
-        each chunk's span is sought outside them ("Et l'accord avec la Corée ?": not the Japan sentence)."""
+        with the reader off, and the quoted row alone is read for its value (:meth:`row_span`).
+        ``again``: sentences a follow-up does not quote again (Candidates.said_again): each
+        chunk's span is sought outside them ("Et l'accord avec la Corée ?": not the Japan sentence)."""
         if not docs or is_table(docs[0]):
             return
         read = min(READ_CHUNKS, len(docs))
@@ -401,6 +422,16 @@ class ExtractiveAnswerer:
             holds = float(reading.start < start + len(sentence) and reading.end > start)
             columns[row] = (holds, holds * margin, margin)
         found.features = np.concatenate([found.features, columns], axis=1)
+
+
+def trimmed(text: str, start: int, end: int) -> tuple[int, int] | None:
+    """``text[start:end]`` without the punctuation at its edges (a span of whole words keeps the
+    comma or semicolon after its last one); None when nothing is left."""
+    while end > start and text[end - 1] in _EDGE_PUNCTUATION:
+        end -= 1
+    while start < end and text[start] in _EDGE_PUNCTUATION:
+        start += 1
+    return (start, end) if end > start else None
 
 
 def is_table(doc: Document) -> bool:
@@ -525,12 +556,7 @@ class Candidates:
         if not any(0 <= self.starts[i] <= reading.start and reading.end <= self.starts[i] + len(self.items[i][2])
                    for i in picked):
             return None
-        start, end = reading.start, reading.end
-        while end > start and text[end - 1] in _EDGE_PUNCTUATION:
-            end -= 1
-        while start < end and text[start] in _EDGE_PUNCTUATION:
-            start += 1
-        return (start, end) if end > start else None
+        return trimmed(text, reading.start, reading.end)
 
     def question_features(self, best: int, scores: np.ndarray) -> np.ndarray:
         others = np.delete(scores, best)
