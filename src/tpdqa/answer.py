@@ -315,8 +315,7 @@ class ExtractiveAnswerer:
             readings = self.reader.read(question, quoted)
         if not readings:  # rows without a word
             return None
-        row, reading = max(zip(quoted, readings), key=lambda pair: pair[1].margin)
-        at = doc.page_content.find(row)
+        at, reading = max(zip(located(doc, quoted), readings), key=lambda pair: pair[1].margin)
         if reading.margin <= 0 or at < 0:
             return None
         return trimmed(doc.page_content, at + reading.start, at + reading.end)
@@ -396,15 +395,9 @@ class ExtractiveAnswerer:
             return
         read = min(READ_CHUNKS, len(docs))
         found.starts = np.full(len(found.items), -1)
-        at: dict[int, int] = {}
-        for row, (rank, doc, sentence) in enumerate(found.items):
-            if rank >= read:
-                continue
-            text = doc.page_content
-            start = text.find(sentence, at.get(rank, len(text) - len(chunk_body(text, doc.metadata))))
-            if start >= 0:
-                found.starts[row] = start
-                at[rank] = start + len(sentence)
+        for rank in range(read):
+            rows = [row for row, item in enumerate(found.items) if item[0] == rank]
+            found.starts[rows] = located(docs[rank], [found.items[row][2] for row in rows])
         skip: list[list[tuple[int, int]]] = [[] for _ in range(read)]
         for row in np.flatnonzero(again) if again is not None else []:
             rank, _, sentence = found.items[row]
@@ -422,6 +415,19 @@ class ExtractiveAnswerer:
             holds = float(reading.start < start + len(sentence) and reading.end > start)
             columns[row] = (holds, holds * margin, margin)
         found.features = np.concatenate([found.features, columns], axis=1)
+
+
+def located(doc: Document, sentences: list[str]) -> list[int]:
+    """Where each of a chunk's quotable ``sentences`` (in their order) starts in its text: after
+    the heading line (which may repeat a sentence's words) and after the sentence before; -1 if
+    not found."""
+    text = doc.page_content
+    starts, at = [], len(text) - len(chunk_body(text, doc.metadata))
+    for sentence in sentences:
+        start = text.find(sentence, at)
+        starts.append(start)
+        at = start + len(sentence) if start >= 0 else at
+    return starts
 
 
 def trimmed(text: str, start: int, end: int) -> tuple[int, int] | None:
