@@ -1,5 +1,5 @@
 """Every file a user has: tables read as tables (DOCX, HTML, ODT), spreadsheets (.xlsx .ods
-.csv), slides (.pptx .odp), e-mails (.eml with a PDF attachment, .mbox). Each file is made by
+.csv .tsv), slides (.pptx .odp), e-mails (.eml with a PDF attachment, .mbox), e-books (.epub), rich text (.rtf). Each file is made by
 the test with the library that writes that format, then read, indexed for real and asked about."""
 
 from __future__ import annotations
@@ -383,8 +383,115 @@ def test_uploads_accept_the_new_types(tmp_path):
     from tpdqa import Assistant
 
     qa = Assistant(documents_dir=tmp_path / "documents", index_dir=tmp_path / "index")
-    for name in ("budget.xlsx", "deck.pptx", "mail.eml", "notes.odt", "rain.csv"):
+    for name in ("budget.xlsx", "deck.pptx", "mail.eml", "notes.odt", "rain.csv", "guide.epub", "mill.rtf",
+                 "ferries.tsv"):
         qa.check_document(name, 10)
+
+
+# -- e-books, rich text, tab-separated values ----------------------------------------------
+
+CHAPTERS = {  # file in the book -> XHTML body
+    "Text/sources.xhtml": "<h1>Sources</h1><p>The Argent rises in the Vosges mountains, at 1,200 metres, "
+                          "below the Grand Ballon.</p><p>Its first village is Saint-Loup.</p>",
+    "Text/bridges.xhtml": "<h1>Bridges</h1><h2>Old bridges</h2><p>Three stone bridges cross the Argent in the "
+                          "old town.</p><table><tr><th>Bridge</th><th>Built</th><th>Length</th></tr>"
+                          "<tr><td>Pont Vieux</td><td>1350</td><td>180 m</td></tr>"
+                          "<tr><td>Pont Neuf</td><td>1612</td><td>95 m</td></tr></table>",
+    "Text/nav.xhtml": "<nav epub:type='toc'><ol><li><a href='sources.xhtml'>Sources</a></li></ol></nav>",
+}
+
+
+def make_epub(path: Path, encrypted: tuple[str, ...] = ()) -> None:
+    """An EPUB 3 as the spec lays it out (zipfile: no library here writes EPUB): the spine lists
+    the bridges before the sources, and the table of contents (nav) is in it too."""
+    import zipfile
+
+    def page(body: str) -> str:
+        return ("<?xml version='1.0' encoding='utf-8'?><html xmlns='http://www.w3.org/1999/xhtml' "
+                f"xmlns:epub='http://www.idpf.org/2007/ops'><head><title>River guide</title></head><body>{body}</body></html>")
+
+    nav = " properties='nav'"
+    items = "".join(f"<item id='c{n}' href='{name}' media-type='application/xhtml+xml'"
+                    f"{nav if name.endswith('nav.xhtml') else ''}/>" for n, name in enumerate(CHAPTERS))
+    package = ("<?xml version='1.0' encoding='utf-8'?><package xmlns='http://www.idpf.org/2007/opf' version='3.0' "
+               "unique-identifier='id'><metadata xmlns:dc='http://purl.org/dc/elements/1.1/'>"
+               "<dc:identifier id='id'>urn:uuid:0</dc:identifier><dc:title>The Argent, a river guide</dc:title>"
+               f"<dc:language>en</dc:language></metadata><manifest>{items}</manifest>"
+               "<spine><itemref idref='c2'/><itemref idref='c1'/><itemref idref='c0'/></spine></package>")
+    with zipfile.ZipFile(path, "w") as book:
+        book.writestr("mimetype", "application/epub+zip", compress_type=zipfile.ZIP_STORED)
+        book.writestr("META-INF/container.xml", "<?xml version='1.0'?><container version='1.0' xmlns="
+                      "'urn:oasis:names:tc:opendocument:xmlns:container'><rootfiles><rootfile full-path="
+                      "'OEBPS/content.opf' media-type='application/oebps-package+xml'/></rootfiles></container>")
+        if encrypted:
+            book.writestr("META-INF/encryption.xml", "<encryption xmlns='urn:oasis:names:tc:opendocument:xmlns:"
+                          "container' xmlns:enc='http://www.w3.org/2001/04/xmlenc#'>" + "".join(
+                              f"<enc:EncryptedData><enc:CipherData><enc:CipherReference URI='{name}'/>"
+                              "</enc:CipherData></enc:EncryptedData>" for name in encrypted) + "</encryption>")
+        book.writestr("OEBPS/content.opf", package)
+        for name, body in CHAPTERS.items():
+            book.writestr(f"OEBPS/{name}", page(body))
+
+
+# What WordPad writes: a code page for the \'xx escapes, a font table, a picture, \u escapes.
+MILL_RTF = (r"{\rtf1\ansi\ansicpg1252\deff0{\fonttbl{\f0\fnil Calibri;}}{\*\generator Riched20 10.0;}"
+            "\n\\f0\\fs22 Le moulin de Saint-Ours\\par\n\\par\n"
+            r"Le moulin a \'e9t\'e9 restaur\'e9 en 1987 par l'association des \b amis du patrimoine\b0 .\par"
+            "\n{\\pict\\pngblip 89504e470d0a1a0a0000000d49484452}\n"
+            r"La roue tourne chaque dimanche d\u8217?\'e9t\'e9 et le moulin produit 40 kilos de farine par jour.\par}")
+
+
+def test_an_ebook_rich_text_and_tab_separated_values_are_read_and_answered(tmp_path):
+    """An .epub's chapters in the spine's order under their headings (not its table of contents),
+    an .rtf's text without its control words or picture, a .tsv's rows with their headers;
+    each asked about through the default answerer."""
+    from tpdqa import Assistant
+
+    docs = tmp_path / "documents"
+    docs.mkdir()
+    make_epub(docs / "guide.epub")
+    (docs / "mill.rtf").write_text(MILL_RTF, encoding="ascii")
+    (docs / "ferries.tsv").write_text("Ferry\tDeparts\tArrives\nIsland Express\t08:15\t09:40\n"
+                                      "Night Boat\t22:30\t06:05\n", encoding="utf-8")
+    read = sections_of(docs)
+    book = read["guide.epub"]
+    assert [section for section, _, _ in book] == ["Bridges › Old bridges", "Sources"]  # the spine's order
+    assert "Pont Vieux — Built: 1350; Length: 180 m" in book[0][2] and "Saint-Loup" in book[1][2]
+    assert not any("nav" in text or text == "Sources" for _, _, text in book)
+    loaded = {doc.metadata["source"]: doc for doc in load_folder(docs).documents}
+    assert loaded["guide.epub"].metadata["title"] == "The Argent, a river guide"
+    mill = read["mill.rtf"]
+    assert mill[0][0] == "Le moulin de Saint-Ours" and loaded["mill.rtf"].metadata["lang"] == "fr"
+    assert "a été restauré en 1987 par l'association des amis du patrimoine." in mill[0][2]
+    assert "dimanche d’été" in mill[0][2] and "rtf" not in mill[0][2] and "89504e" not in mill[0][2]
+    assert read["ferries.tsv"][0][2] == "Island Express — Departs: 08:15; Arrives: 09:40\n\nNight Boat — Departs: 22:30; Arrives: 06:05"
+
+    qa = Assistant(documents_dir=docs, index_dir=tmp_path / "index")
+    assert qa.index().failed == 0
+    for question, source, words in [("Where does the Argent rise?", "guide.epub", "Vosges mountains"),
+                                    ("When was the Pont Vieux built?", "guide.epub", "1350"),
+                                    ("Quand le moulin a-t-il été restauré ?", "mill.rtf", "1987"),
+                                    ("When does the Island Express depart?", "ferries.tsv", "08:15")]:
+        answer = qa.ask(question)
+        assert not answer.refused, question
+        cited = answer.citations[0]
+        assert cited.source == source and words in cited.quote, (question, cited.source, cited.quote)
+
+
+def test_a_protected_ebook_or_a_broken_one_is_reported_and_the_others_are_read(tmp_path):
+    docs = tmp_path / "documents"
+    docs.mkdir()
+    make_epub(docs / "guide.epub")
+    make_epub(docs / "bought.epub", encrypted=("OEBPS/Text/sources.xhtml",))
+    (docs / "broken.epub").write_bytes(b"PK\x03\x04 not a zip at all")
+    (docs / "fake.rtf").write_text("Just text, saved with the wrong name.", encoding="utf-8")
+    loaded = load_folder(docs)
+    reasons = {error.source: error.reason for error in loaded.errors}
+    assert loaded.sources == ["guide.epub"]
+    assert set(reasons) == {"bought.epub", "broken.epub", "fake.rtf"}
+    assert "encrypted (DRM)" in reasons["bought.epub"] and "without protection" in reasons["bought.epub"]
+    assert "not a valid zip container" in reasons["broken.epub"]
+    assert "not a rich-text file" in reasons["fake.rtf"]
 
 
 # -- scans: OCR ----------------------------------------------------------------------------

@@ -718,7 +718,10 @@ _NUMBER = re.compile(r"\d|\b(two|three|four|five|six|seven|eight|nine|ten|eleven
                      re.IGNORECASE)
 _DATE = re.compile(r"\b(1[0-9]{3}|20[0-9]{2})\b|\b(january|february|march|april|may|june|july|august|september|"
                    r"october|november|december|janvier|février|mars|avril|mai|juin|juillet|août|septembre|octobre|"
-                   r"novembre|décembre|century|centuries|siècle|[ivxlc]+e siècle|\d+(st|nd|rd|th|e|er))\b",
+                   r"novembre|décembre|century|centuries|siècle|[ivxlc]+e siècle|\d+(st|nd|rd|th|e|er)|"
+                   # "when" is answered by a weekday or a time of day too (a timetable's "08:15")
+                   r"monday|tuesday|wednesday|thursday|friday|saturday|sunday|lundi|mardi|mercredi|jeudi|vendredi|"
+                   r"samedi|dimanche|(?:[01]?\d|2[0-3])(?::| ?h ?)[0-5]\d|(?:1[0-2]|0?\d)(?::[0-5]\d)? ?[ap]\.?m\.?)\b",
                    re.IGNORECASE)
 _NAME = re.compile(r"(?<=[\w,;:»\)] )([A-ZÀ-Ý][\w'’-]+)")
 

@@ -1,4 +1,4 @@
-"""Spreadsheets: .xlsx (openpyxl), .ods (odfpy), .csv (the standard ``csv`` module).
+"""Spreadsheets: .xlsx (openpyxl), .ods (odfpy), .csv and .tsv (the standard ``csv`` module).
 
 Each sheet is a section (``budget.xlsx › Budget 2025``); each row is one line that names its
 columns (``Nitrates — Average 2024: 18 mg/L; Limit: 50 mg/L``), so a chunk of any rows of a
@@ -73,13 +73,15 @@ def read_ods(data: bytes):
     return [s for s in sections if s is not None], None
 
 
-@reads(".csv")
+@reads(".csv", ".tsv")
 def read_csv(data: bytes):
+    """Comma, semicolon, tab or bar separated, whichever the first lines show (a .tsv is tabs
+    unless they show otherwise)."""
     text = decode_text(data)
     try:
         dialect = csv.Sniffer().sniff(text[:8192], delimiters=",;\t|")
     except csv.Error:
-        dialect = csv.excel
+        dialect = csv.excel_tab if "\t" in text[:8192] else csv.excel
     rows = list(csv.reader(io.StringIO(text), dialect))
     section = sheet_section(None, rows)
     return ([section] if section else []), None

@@ -10,7 +10,11 @@ from tpdqa.ingest.base import Section, clean_text, decode_text, looks_like_title
 @reads(".txt")
 def read_text(data: bytes):
     """A first line that looks like a title (short, no end punctuation) is the section path."""
-    text = decode_text(data)
+    return text_sections(decode_text(data))
+
+
+def text_sections(text: str) -> tuple[list[Section], str | None]:
+    """Plain text as one section, under its first line if that looks like a title."""
     first, _, rest = clean_text(text).partition("\n")
     if rest and looks_like_title(first, rest.strip().split("\n", 1)[0]):
         return [Section((first.strip(),), rest)], first.strip()
