@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+import warnings
+import zipfile
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -404,7 +406,6 @@ CHAPTERS = {  # file in the book -> XHTML body
 def make_epub(path: Path, encrypted: tuple[str, ...] = ()) -> None:
     """An EPUB 3 as the spec lays it out (zipfile: no library here writes EPUB): the spine lists
     the bridges before the sources, and the table of contents (nav) is in it too."""
-    import zipfile
 
     def page(body: str) -> str:
         return ("<?xml version='1.0' encoding='utf-8'?><html xmlns='http://www.w3.org/1999/xhtml' "
@@ -484,11 +485,18 @@ def test_a_protected_ebook_or_a_broken_one_is_reported_and_the_others_are_read(t
     make_epub(docs / "guide.epub")
     make_epub(docs / "bought.epub", encrypted=("OEBPS/Text/sources.xhtml",))
     (docs / "broken.epub").write_bytes(b"PK\x03\x04 not a zip at all")
+    make_epub(docs / "laughs.epub")  # an entity declaration in its package file: XML's "billion laughs"
+    with zipfile.ZipFile(docs / "laughs.epub", "a") as book:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a second OEBPS/content.opf: the last one is read
+            book.writestr("OEBPS/content.opf", "<?xml version='1.0'?><!DOCTYPE p [<!ENTITY a 'aaaaaaaaaa'>"
+                          "<!ENTITY b '&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;'>]><package>&b;</package>")
     (docs / "fake.rtf").write_text("Just text, saved with the wrong name.", encoding="utf-8")
     loaded = load_folder(docs)
     reasons = {error.source: error.reason for error in loaded.errors}
     assert loaded.sources == ["guide.epub"]
-    assert set(reasons) == {"bought.epub", "broken.epub", "fake.rtf"}
+    assert set(reasons) == {"bought.epub", "broken.epub", "laughs.epub", "fake.rtf"}
+    assert "corrupt or unreadable .epub (EntitiesForbidden" in reasons["laughs.epub"]
     assert "encrypted (DRM)" in reasons["bought.epub"] and "without protection" in reasons["bought.epub"]
     assert "not a valid zip container" in reasons["broken.epub"]
     assert "not a rich-text file" in reasons["fake.rtf"]

@@ -42,7 +42,7 @@ def read_epub(data: bytes):
             raise KeyError("META-INF/container.xml names no package file")
         package_path = rootfile.get("full-path")
         package = ElementTree.fromstring(book.read(package_path))
-    except (zipfile.BadZipFile, KeyError, ElementTree.ParseError, ValueError) as exc:
+    except (zipfile.BadZipFile, KeyError, ElementTree.ParseError, ValueError) as exc:  # ValueError: an entity
         raise UnusableFile(f"corrupt or unreadable .epub ({exc.__class__.__name__}: {exc})") from exc
     base = posixpath.dirname(package_path)
     manifest = {item.get("id"): item for item in package.iter(f"{_OPF}item")}
@@ -72,7 +72,7 @@ def _encrypted(book: zipfile.ZipFile) -> set[str]:
     """Members that META-INF/encryption.xml lists (fonts are often obfuscated this way too)."""
     try:
         listing = ElementTree.fromstring(book.read("META-INF/encryption.xml"))
-    except (KeyError, ElementTree.ParseError):
+    except (KeyError, ElementTree.ParseError, ValueError):  # ValueError: defusedxml refused an entity
         return set()
     return {unquote(reference.get("URI", "")) for reference in listing.iter()
             if reference.tag.endswith("CipherReference")}
