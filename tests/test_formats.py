@@ -1,6 +1,7 @@
 """Every file a user has: tables read as tables (DOCX, HTML, ODT), spreadsheets (.xlsx .ods
-.csv .tsv), slides (.pptx .odp), e-mails (.eml with a PDF attachment, .mbox), e-books (.epub), rich text (.rtf). Each file is made by
-the test with the library that writes that format, then read, indexed for real and asked about."""
+.csv .tsv), slides (.pptx .odp), e-mails (.eml with a PDF attachment, .mbox), e-books (.epub),
+rich text (.rtf). Each file is made by the test with the library that writes that format (an
+EPUB with zipfile, RTF by hand), then read, indexed for real and asked about."""
 
 from __future__ import annotations
 
@@ -327,8 +328,8 @@ def test_an_attachment_over_the_configured_limits_is_skipped_and_its_message_kep
 
 def test_questions_on_each_type_are_answered_with_the_row_slide_or_message_that_holds_them(office, tmp_path):
     """The default answerer, its reader on for these English questions. (Reader off, it refuses
-    "When does the crane arrive?" — a weekday is no date to it — and "How much money goes to the
-    roads?", whose row says "Amount". The reader marked a value of any row of a table — the
+    "How much money goes to the roads?", whose row says "Amount"; it answers "When does the crane
+    arrive?" since a weekday counts as an answer to "when", support 0.55. The reader marked a value of any row of a table — the
     Lime row for the oak question — so a question whose first passage is a table is answered as
     with the reader off, and the row it quotes is read alone for its value.)"""
     from tpdqa import Assistant

@@ -64,8 +64,7 @@ def read_epub(data: bytes):
         except KeyError:  # listed but absent: the rest of the book is still read
             continue
         sections.extend(read_html(page)[0])
-    title = package.findtext(f".//{_DC}title")
-    return sections, (" ".join(title.split()) or None) if title else None
+    return sections, " ".join((package.findtext(f".//{_DC}title") or "").split()) or None
 
 
 def _encrypted(book: zipfile.ZipFile) -> set[str]:

@@ -75,8 +75,8 @@ def read_ods(data: bytes):
 
 @reads(".csv", ".tsv")
 def read_csv(data: bytes):
-    """Comma, semicolon, tab or bar separated, whichever the first lines show (a .tsv is tabs
-    unless they show otherwise)."""
+    """Comma, semicolon, tab or bar separated, whichever the first lines show; where they show
+    none clearly, tabs if they hold any (a .tsv), else commas."""
     text = decode_text(data)
     try:
         dialect = csv.Sniffer().sniff(text[:8192], delimiters=",;\t|")
