@@ -10,7 +10,7 @@ BIN     = $(VENV)/bin
 QUESTION ?= Qui domine la production de puces mémoire ?
 PORT ?= 7860
 
-.PHONY: setup setup-test chromium tesseract chat ask test clean
+.PHONY: setup setup-test chromium tesseract llama chat ask test clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +23,15 @@ setup: $(BIN)/python
 
 setup-test: $(BIN)/python chromium tesseract
 	$(BIN)/pip install --quiet torch==2.13.0
+	@$(BIN)/python -c "import llama_cpp" 2>/dev/null || $(MAKE) --no-print-directory llama
 	$(BIN)/pip install --quiet -e '.[test]'
+
+# The LLM tests' server compiles llama.cpp. Built for this CPU (-march=native) on an Intel CPU with
+# AMX, its AMX kernels crash on the first token (ggml-org/llama.cpp#20824): an AVX2 build runs on
+# any x86-64 of the last decade. No pip cache, which may hold a wheel built for the CPU.
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
+llama: $(BIN)/python
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip install --quiet --no-cache-dir 'llama-cpp-python[server]>=0.3'
 
 # The browser tests drive Debian's chromium (Playwright's own download cannot work offline).
 chromium:

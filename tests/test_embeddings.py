@@ -66,6 +66,45 @@ def test_questions_skip_torch_once_the_model_has_embedded_documents_and_get_the_
     assert not fresh_process(ask, cache)[0]["torch"]  # exported again by the process that used torch
 
 
+def test_questions_are_embedded_while_another_thread_imports_torch(tmp_path):
+    """A cold question is embedded while the reader loads beside it, importing torch (in
+    bfloat16, reader_precision = auto on an AMX CPU): each question's thread was told its torch
+    thread count through a half-imported torch module and failed ("partially initialized module
+    'torch' has no attribute 'set_num_threads'"), so `tpdqa ask` crashed now and then."""
+    cache = tmp_path / "cache"
+    fresh_process(f"""
+        from tpdqa.embeddings import get_embeddings
+        get_embeddings({MINILM!r}).embed_documents(["La Corée du Sud domine la production de puces mémoire."])
+        print("{{}}")
+    """, cache)
+    asked, said = fresh_process(f"""
+        import json, sys, threading
+        from tpdqa.embeddings import get_embeddings
+        embeddings = get_embeddings({MINILM!r})
+        embeddings.embed_query("warm")  # the ONNX graph loaded: the loop below is only questions
+        errors, asked = [], 0
+
+        def ask(text):  # a server's thread per question: each is told its thread count once
+            try:
+                embeddings.embed_query(text)
+            except Exception as exc:
+                errors.append(repr(exc))
+
+        loading = threading.Thread(target=lambda: __import__("torch"))
+        loading.start()
+        during = 0
+        while loading.is_alive():
+            importing = getattr(getattr(sys.modules.get("torch"), "__spec__", None), "_initializing", False)
+            question = threading.Thread(target=ask, args=(f"{QUESTION} {{asked}}",))
+            question.start()
+            question.join()
+            asked += 1
+            during += bool(importing)
+        print(json.dumps({{"during": during, "errors": errors[:3], "after": len(embeddings.embed_query("after"))}}))
+    """, cache)
+    assert asked["during"] > 0 and asked["errors"] == [] and asked["after"] == 384, said
+
+
 def test_e5_questions_go_through_onnx_runtime_once_e5_has_embedded_documents(tmp_path):
     """e5 embedding documents leaves a float32 graph of its layers in the cache; a later process
     embeds a question through it (10 ms instead of the engine's 20-26, no torch) and gets the

@@ -239,6 +239,25 @@ def office(tmp_path_factory) -> Path:
     return docs
 
 
+def cited_for(qa, question: str, source: str, words: str):
+    """The first citation of ``question``'s answer, which must quote ``words`` from ``source``."""
+    answer = qa.ask(question)
+    assert not answer.refused, question
+    cited = answer.citations[0]
+    assert cited.source == source and words in cited.quote, (question, cited.source, cited.quote)
+    return cited
+
+
+def answered_in(docs: Path, index: Path, cases: list[tuple[str, str, str]]):
+    """Every file of ``docs`` indexed, and each (question, source, words) of ``cases`` answered
+    from them: the first citation of each."""
+    from tpdqa import Assistant
+
+    qa = Assistant(documents_dir=docs, index_dir=index)
+    assert qa.index().failed == 0
+    return [cited_for(qa, *case) for case in cases]
+
+
 def sections_of(office: Path) -> dict[str, list[tuple[str, int | None, str]]]:
     loaded = load_folder(office)
     assert not loaded.errors, loaded.errors
@@ -351,10 +370,7 @@ def test_questions_on_each_type_are_answered_with_the_row_slide_or_message_that_
         ("On which day does the water wheel of the old mill turn?", "feedback.xlsx", "Sundays", None),
     ]
     for question, source, words, page in cases:
-        answer = qa.ask(question)
-        assert not answer.refused, question
-        cited = answer.citations[0]
-        assert cited.source == source and words in cited.quote, (question, cited.source, cited.quote)
+        cited = cited_for(qa, question, source, words)
         if source in ("air.pdf", "report.docx", "budget.xlsx", "trees.ods", "minutes.odt"):  # the row alone, with its headers
             assert len(cited.sentences) == 1 and " — " in cited.quote and ": " in cited.quote, cited.quote
             marked = cited.span_text or "-"  # the row's value, marked ("18" of "18 mg/L" too)
@@ -387,7 +403,7 @@ def test_uploads_accept_the_new_types(tmp_path):
 
     qa = Assistant(documents_dir=tmp_path / "documents", index_dir=tmp_path / "index")
     for name in ("budget.xlsx", "deck.pptx", "mail.eml", "notes.odt", "rain.csv", "guide.epub", "mill.rtf",
-                 "ferries.tsv"):
+                 "ferries.tsv", "park.json", "trips.jsonl", "log.ndjson", "feed.xml"):
         qa.check_document(name, 10)
 
 
@@ -447,8 +463,6 @@ def test_an_ebook_rich_text_and_tab_separated_values_are_read_and_answered(tmp_p
     """An .epub's chapters in the spine's order under their headings (not its table of contents),
     an .rtf's text without its control words or picture, a .tsv's rows with their headers;
     each asked about through the default answerer."""
-    from tpdqa import Assistant
-
     docs = tmp_path / "documents"
     docs.mkdir()
     make_epub(docs / "guide.epub")
@@ -468,16 +482,10 @@ def test_an_ebook_rich_text_and_tab_separated_values_are_read_and_answered(tmp_p
     assert "dimanche d’été" in mill[0][2] and "rtf" not in mill[0][2] and "89504e" not in mill[0][2]
     assert read["ferries.tsv"][0][2] == "Island Express — Departs: 08:15; Arrives: 09:40\n\nNight Boat — Departs: 22:30; Arrives: 06:05"
 
-    qa = Assistant(documents_dir=docs, index_dir=tmp_path / "index")
-    assert qa.index().failed == 0
-    for question, source, words in [("Where does the Argent rise?", "guide.epub", "Vosges mountains"),
-                                    ("When was the Pont Vieux built?", "guide.epub", "1350"),
-                                    ("Quand le moulin a-t-il été restauré ?", "mill.rtf", "1987"),
-                                    ("When does the Island Express depart?", "ferries.tsv", "08:15")]:
-        answer = qa.ask(question)
-        assert not answer.refused, question
-        cited = answer.citations[0]
-        assert cited.source == source and words in cited.quote, (question, cited.source, cited.quote)
+    answered_in(docs, tmp_path / "index", [("Where does the Argent rise?", "guide.epub", "Vosges mountains"),
+                                           ("When was the Pont Vieux built?", "guide.epub", "1350"),
+                                           ("Quand le moulin a-t-il été restauré ?", "mill.rtf", "1987"),
+                                           ("When does the Island Express depart?", "ferries.tsv", "08:15")])
 
 
 def test_a_protected_ebook_or_a_broken_one_is_reported_and_the_others_are_read(tmp_path):
@@ -501,6 +509,82 @@ def test_a_protected_ebook_or_a_broken_one_is_reported_and_the_others_are_read(t
     assert "encrypted (DRM)" in reasons["bought.epub"] and "without protection" in reasons["bought.epub"]
     assert "not a valid zip container" in reasons["broken.epub"]
     assert "not a rich-text file" in reasons["fake.rtf"]
+
+
+# -- structured data: JSON, JSON Lines, XML -------------------------------------------------
+
+PARK_JSON = {
+    "titre": "Parc des Buttes : inventaire 2025",
+    "résumé": "Les plantations de l'hiver 2024 ont bien repris. Le printemps humide a aidé les jeunes arbres.",
+    "gestion": "Service des espaces verts",
+    "parcelles": [{"nom": "Chêne", "plantés": 120, "survie": "92%"},
+                  {"nom": "Érable", "plantés": 80, "survie": "71%"},
+                  {"nom": "Hêtre", "plantés": 45, "survie": "88%"}],
+    "budget": {"total": 48000, "devise": "EUR", "financeurs": ["Ville", "Région"]},
+}
+HARBOUR_RSS = """<?xml version="1.0"?>
+<rss version="2.0" xmlns:dc="http://purl.org/dc/elements/1.1/"><channel><title>Harbour News</title>
+<item><title>New ferry line</title><dc:creator>Port office</dc:creator>
+<description>The harbour opens a new ferry line to Saint-Ilan island in April. A ticket costs 12 euros.</description></item>
+<item><title>Crane arrives</title>
+<description>A <b>new crane</b> reaches the container quay on Monday. It can lift 80 tonnes.</description></item>
+</channel></rss>"""
+
+
+def test_json_json_lines_and_xml_are_read_by_their_keys_and_answered(tmp_path):
+    """A JSON object's short values as "key: value" lines and its long texts as paragraphs, a
+    list of records as keyed rows (as a sheet's), nested objects as sections by their keys; JSON
+    Lines as rows; an XML feed's items as sections under their titles, inline markup read as
+    text. Each asked about through the default answerer."""
+    docs = tmp_path / "documents"
+    docs.mkdir()
+    (docs / "park.json").write_text(json.dumps(PARK_JSON, ensure_ascii=False, indent=2), encoding="utf-8")
+    (docs / "ferries.jsonl").write_text(
+        '{"route": "Island Express", "departs": "08:15", "pier": "A"}\n\n'
+        '{"route": "Night Boat", "departs": "22:30", "pier": "C"}\n', encoding="utf-8")
+    (docs / "harbour.xml").write_text(HARBOUR_RSS, encoding="utf-8")
+    read = sections_of(docs)
+    park = {section: text for section, _, text in read["park.json"]}
+    assert park[""].startswith("titre: Parc des Buttes : inventaire 2025\ngestion: Service des espaces verts\n\n"
+                               "Les plantations")
+    assert park["parcelles"].split("\n\n") == [
+        "Chêne — plantés: 120; survie: 92%", "Érable — plantés: 80; survie: 71%", "Hêtre — plantés: 45; survie: 88%"]
+    assert park["budget"] == "total: 48000\ndevise: EUR\nfinanceurs: Ville, Région"
+    assert read["ferries.jsonl"][0][2] == "Island Express — departs: 08:15; pier: A\n\nNight Boat — departs: 22:30; pier: C"
+    harbour = {section: text for section, _, text in read["harbour.xml"]}
+    crane = harbour["rss › channel › item › Crane arrives"]
+    assert crane == "A new crane reaches the container quay on Monday. It can lift 80 tonnes."  # no <b>, no title line
+    assert harbour["rss › channel › item › New ferry line"].startswith("creator: Port office\n\nThe harbour opens")
+    loaded = {doc.metadata["source"]: doc for doc in load_folder(docs).documents}
+    assert loaded["park.json"].metadata["lang"] == "fr" and loaded["harbour.xml"].metadata["title"] == "Harbour News"
+
+    cited = answered_in(docs, tmp_path / "index", [
+                                           ("Qu'est-ce qui a aidé les jeunes arbres ?", "park.json", "printemps humide"),
+                                           ("Combien d'érables ont été plantés ?", "park.json", "80"),
+                                           ("When does the Night Boat depart?", "ferries.jsonl", "22:30"),
+                                           ("How much can the new crane lift?", "harbour.xml", "80 tonnes"),
+                                           ("How much does a ferry ticket to Saint-Ilan cost?", "harbour.xml", "12 euros")])
+    assert cited[1].quote == "Érable — plantés: 80; survie: 71%" and cited[1].span_text == "80"  # one cell marked
+
+
+def test_broken_or_unsafe_structured_files_are_reported_with_where_and_the_others_are_read(tmp_path):
+    docs = tmp_path / "documents"
+    docs.mkdir()
+    (docs / "park.json").write_text(json.dumps(PARK_JSON), encoding="utf-8")
+    (docs / "cut.json").write_text('{"title": "Budget", "total": 48000,\n "currency": ', encoding="utf-8")
+    (docs / "rows.jsonl").write_text('{"route": "Island Express"}\n{"route": Night Boat}\n', encoding="utf-8")
+    (docs / "deep.json").write_text("[" * 200 + "]" * 200, encoding="utf-8")
+    (docs / "open.xml").write_text("<rss><channel><title>Harbour News</channel></rss>", encoding="utf-8")
+    (docs / "laughs.xml").write_text("<?xml version='1.0'?><!DOCTYPE p [<!ENTITY a 'aaaaaaaaaa'>"
+                                     "<!ENTITY b '&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;'>]><p>&b;</p>", encoding="utf-8")
+    loaded = load_folder(docs)
+    reasons = {error.source: error.reason for error in loaded.errors}
+    assert loaded.sources == ["park.json"]
+    assert "not valid JSON (Expecting value at line 2, column 14)" in reasons["cut.json"]
+    assert "line 2 is not valid JSON" in reasons["rows.jsonl"]
+    assert "nested too deep" in reasons["deep.json"]
+    assert "not well-formed XML (line 1, column" in reasons["open.xml"]
+    assert "declares entities" in reasons["laughs.xml"] and "<!DOCTYPE>" in reasons["laughs.xml"]
 
 
 # -- scans: OCR ----------------------------------------------------------------------------

@@ -136,6 +136,30 @@ def test_the_reader_reads_through_its_int8_graph_in_a_later_process_without_torc
     assert "made again" in said and again["answer"] == later["answer"] and graph.stat().st_size > 1_000_000
 
 
+def test_a_machine_makes_the_same_int8_graph_whatever_ran_before(tmp_path):
+    """The graph is made at the reader's first load, in whatever state the process is: torch at
+    two threads (something imported it and left it there) made other smoothing scales than at
+    one, and the follow-up below quoted the article's conclusion instead of the Korea sentence.
+    Made at one thread, the graph is the same file, and torch is left as it was."""
+    from tests.conftest import fresh_process
+
+    script = """
+        import glob, hashlib, json, os
+        import torch
+        torch.set_num_threads(THREADS)
+        from tpdqa.reader import Reader
+        reading = Reader.load().read("Que vise l'accord avec la Corée ?", [PASSAGE])[0]
+        (graph,) = glob.glob(os.path.join(os.environ["XDG_CACHE_HOME"], "tpdqa", "reader", "*.onnx"))
+        print(json.dumps({"sha256": hashlib.sha256(open(graph, "rb").read()).hexdigest(), "margin": reading.margin,
+                          "threads": torch.get_num_threads()}))
+    """.replace("PASSAGE", repr("Pendant ce temps, les États-Unis et la Corée collaboreront pour alléger les « charges "
+                                "opérationnelles » des entreprises technologiques."))
+    one, _ = fresh_process(script.replace("THREADS", "1"), tmp_path / "one")
+    two, _ = fresh_process(script.replace("THREADS", "2"), tmp_path / "two")
+    assert one["sha256"] == two["sha256"] and one["margin"] == two["margin"]
+    assert (one["threads"], two["threads"]) == (1, 2)
+
+
 def test_the_int8_graph_is_made_from_a_network_that_computes_the_same_answers():
     """Before int8, the activation ranges move into the weights (smoothed) and the attention is
     written as ONNX Runtime fuses it: neither may change what the reader computes (a scale on

@@ -307,8 +307,8 @@ class ExtractiveAnswerer:
         """The value the question asks for in the quoted rows of a table, marked: read whole, a
         table gets a value of any row marked (:meth:`read`), but its rows read each alone are
         passages the reader reads well (``Lime — Planted: 80; Survival: 71%``: "71%" for the
-        limes). Offsets in ``doc``'s text; None when the reader is off for this question or finds
-        no answer in those rows."""
+        limes), the mark held to one cell. Offsets in ``doc``'s text; None when the reader is off
+        for this question or finds no answer in those rows."""
         if self._reader is None or lang not in self.reader_languages:
             return None
         with timed(timings, "reader"):
@@ -318,7 +318,9 @@ class ExtractiveAnswerer:
         at, reading = max(zip(located(doc, quoted), readings), key=lambda pair: pair[1].margin)
         if reading.margin <= 0 or at < 0:
             return None
-        return trimmed(doc.page_content, at + reading.start, at + reading.end)
+        start, end = at + reading.start, at + reading.end
+        cell = _CELL_END.search(doc.page_content, start, end)  # one value: "80", not "80; survie: 71%"
+        return trimmed(doc.page_content, start, cell.start() if cell else end)
 
     def candidates(self, question: str, lang: str, docs: list[Document], timings: dict[str, float] | None = None,
                    said: FollowUp | None = None) -> Candidates | None:
@@ -428,6 +430,10 @@ def located(doc: Document, sentences: list[str]) -> list[int]:
         starts.append(start)
         at = start + len(sentence) if start >= 0 else at
     return starts
+
+
+# Where a keyed row's cell ends (tpdqa.ingest.base.keyed_rows: "Érable — plantés: 80; survie: 71%").
+_CELL_END = re.compile(r"; | — |\n")
 
 
 def trimmed(text: str, start: int, end: int) -> tuple[int, int] | None:

