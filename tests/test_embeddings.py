@@ -67,10 +67,11 @@ def test_questions_skip_torch_once_the_model_has_embedded_documents_and_get_the_
 
 
 def test_questions_are_embedded_while_another_thread_imports_torch(tmp_path):
-    """A cold question is embedded while the reader loads beside it, importing torch (in
-    bfloat16, reader_precision = auto on an AMX CPU): each question's thread was told its torch
-    thread count through a half-imported torch module and failed ("partially initialized module
-    'torch' has no attribute 'set_num_threads'"), so `tpdqa ask` crashed now and then."""
+    """A cold question is embedded while the reader loads beside it, importing torch (to make
+    its int8 graph, on a machine whose model cache has none yet): each question's thread was told
+    its torch thread count through a half-imported torch module and failed ("partially
+    initialized module 'torch' has no attribute 'set_num_threads'"), so `tpdqa ask` crashed now
+    and then."""
     cache = tmp_path / "cache"
     fresh_process(f"""
         from tpdqa.embeddings import get_embeddings

@@ -46,7 +46,7 @@ import numpy as np
 from langchain_core.documents import Document
 from pydantic import BaseModel, Field
 
-from tpdqa.ingest.base import is_row
+from tpdqa.ingest.base import CELL_END, is_row
 from tpdqa.ingest import SECTION_SEP, chunk_body
 from tpdqa.language import LANGUAGES, _stopwords, analyze, fold, words
 from tpdqa.retrieval import timed
@@ -319,7 +319,7 @@ class ExtractiveAnswerer:
         if reading.margin <= 0 or at < 0:
             return None
         start, end = at + reading.start, at + reading.end
-        cell = _CELL_END.search(doc.page_content, start, end)  # one value: "80", not "80; survie: 71%"
+        cell = CELL_END.search(doc.page_content, start, end)  # one value: "80", not "80; survie: 71%"
         return trimmed(doc.page_content, start, cell.start() if cell else end)
 
     def candidates(self, question: str, lang: str, docs: list[Document], timings: dict[str, float] | None = None,
@@ -430,10 +430,6 @@ def located(doc: Document, sentences: list[str]) -> list[int]:
         starts.append(start)
         at = start + len(sentence) if start >= 0 else at
     return starts
-
-
-# Where a keyed row's cell ends (tpdqa.ingest.base.keyed_rows: "Érable — plantés: 80; survie: 71%").
-_CELL_END = re.compile(r"; | — |\n")
 
 
 def trimmed(text: str, start: int, end: int) -> tuple[int, int] | None:

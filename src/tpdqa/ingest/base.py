@@ -118,6 +118,10 @@ def is_row(line: str) -> bool:
     return ROW.match(line) is not None and max(map(len, re.split(r"; | — |: ", line))) <= MAX_CELL_CHARS
 
 
+# Where a cell of a keyed row ends ("Érable — plantés: 80; survie: 71%"): what keyed_rows writes between cells.
+CELL_END = re.compile(r"; | — |\n")
+
+
 def keyed_rows(rows: list[list[str]]) -> list[str]:
     """A table as lines that keep each value beside its headers: the first row names the
     columns, the first column each row (``Nitrates — Average 2024: 18 mg/L; Limit: 50 mg/L``).

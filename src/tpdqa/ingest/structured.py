@@ -72,31 +72,28 @@ def xml_value(element: Any, depth: int = 0) -> Any:
     if depth > MAX_DEPTH:
         raise UnusableFile(f"XML nested too deep to read (over {MAX_DEPTH} levels)")
     children = list(element)
-    text = (element.text or "").strip()
+    text = " ".join((element.text or "").split())
     if children and (text or any((child.tail or "").strip() for child in children)):
         text, children = " ".join("".join(element.itertext()).split()), []  # mixed content: prose
-    if not children:  # a value, its attributes beside it: "12 (currency: EUR)"
-        attributes = "; ".join(f"{_tag(name)}: {value}" for name, value in element.attrib.items())
-        if not text or not attributes:
-            return " ".join(text.split()) if text else {_tag(name): v for name, v in element.attrib.items()}
-        return f"{' '.join(text.split())} ({attributes})"
     fields: dict[str, Any] = {_tag(name): value for name, value in element.attrib.items()}
-    for child in children:
-        name, value = _tag(child), xml_value(child, depth + 1)
-        if name in fields:
-            if not isinstance(fields[name], list) or name not in _repeated(children):
-                fields[name] = [fields[name]]
-            fields[name].append(value)
-        else:
-            fields[name] = [value] if name in _repeated(children) else value
-    if text:
-        fields["text"] = " ".join(text.split())
-    return fields
-
-
-def _repeated(children: list[Any]) -> set[str]:
+    if not children:  # a value, its attributes beside it: "12 (currency: EUR)"
+        if text and fields:
+            return f"{text} ({'; '.join(f'{name}: {value}' for name, value in fields.items())})"
+        return text or fields
     tags = [_tag(child) for child in children]
-    return {tag for tag in tags if tags.count(tag) > 1}
+    repeated = {tag for tag in tags if tags.count(tag) > 1}
+    for name, child in zip(tags, children):
+        value = xml_value(child, depth + 1)
+        if name in repeated or name in fields:  # a list, also where an attribute has the child's name
+            held = fields.setdefault(name, [])
+            if not isinstance(held, list):
+                held = fields[name] = [held]
+            held.append(value)
+        else:
+            fields[name] = value
+    if text:
+        fields["text"] = text
+    return fields
 
 
 def _tag(name: Any) -> str:
@@ -135,9 +132,9 @@ def walk(value: Any, path: tuple[str, ...], sections: list[Section], depth: int 
         if text := shown(value):
             sections.append(Section(path, text))
         return
-    if records := as_records([dict(item, **{"": key}) for key, item in value.items() if isinstance(item, dict)]
-                             if value and all(isinstance(v, dict) for v in value.values()) else []):
-        sections.append(Section(path, "\n\n".join(keyed_rows(records))))  # {"Oak": {...}, "Beech": {...}}
+    keyed = [{**item, "": key} for key, item in value.items() if isinstance(item, dict)]
+    if len(keyed) == len(value) and (records := as_records(keyed)):  # {"Oak": {...}, "Beech": {...}}: the key names each
+        sections.append(Section(path, "\n\n".join(keyed_rows(records))))
         return
     lines, prose, nested = [], [], []
     for key, item in value.items():
@@ -147,7 +144,7 @@ def walk(value: Any, path: tuple[str, ...], sections: list[Section], depth: int 
                 prose.append(text)
             elif text and not (path and key in LABELS and text == path[-1]):  # the heading says it already
                 lines.append(f"{key}: {text}")
-        elif isinstance(item, list) and item and all(is_scalar(v) and not is_prose(shown(v)) for v in item):
+        elif isinstance(item, list) and item and all(map(is_short, item)):
             lines.append(f"{key}: {', '.join(shown(v) for v in item)}")
         else:
             nested.append((key, item))
@@ -162,7 +159,7 @@ def as_records(items: list[Any]) -> list[list[str]] | None:
     at least two objects whose values are all short scalars; else None."""
     if len(items) < 2 or not all(isinstance(item, dict) and item for item in items):
         return None
-    if not all(is_scalar(v) and not is_prose(shown(v)) for item in items for v in item.values()):
+    if not all(is_short(v) for item in items for v in item.values()):
         return None
     columns = list(dict.fromkeys(key for item in items for key in item))
     label = next((c for c in ("", *LABELS) if c in columns), columns[0])
@@ -176,13 +173,18 @@ def label_of(item: Any) -> str | None:
         return None
     for key in LABELS:
         value = item.get(key)
-        if is_scalar(value) and value not in (None, "") and not is_prose(shown(value)):
+        if value not in (None, "") and is_short(value):
             return shown(value)
     return None
 
 
 def is_scalar(value: Any) -> bool:
     return value is None or isinstance(value, (str, int, float, bool))
+
+
+def is_short(value: Any) -> bool:
+    """A value that reads as a field, not as text: a scalar, shown in a few words."""
+    return is_scalar(value) and not is_prose(shown(value))
 
 
 def is_prose(text: str) -> bool:
