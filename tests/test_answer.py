@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from tpdqa import QuestionError
@@ -241,6 +243,46 @@ def test_a_question_asking_a_weight_is_not_answered_with_a_height(tmp_path):
             assert not weight.refused and "10 100 tonnes" in weight.citations[0].quote, weight.text
         height = qa.ask("Quelle est la hauteur de la tour Eiffel ?")
         assert not height.refused and "330 mètres" in height.citations[0].quote, (reader, height.text)
+
+
+def test_a_question_asking_a_price_is_not_answered_with_another_quantity(tmp_path):
+    """"Combien a coûté la construction du canal du Midi ?" in a folder whose canal page gives its
+    length, dates and locks but no cost, beside a viaduct page that gives its own cost: refused,
+    reader off and on (it answered with the canal's 240 kilometres, or its UNESCO listing); the
+    viaduct's cost and the canal's length are still answered (reader on). Asked in English, the
+    French viaduct page is not held to the names (docs/evaluation.md, session 25)."""
+    for reader, qa in with_and_without_reader(tmp_path, {
+        "canal.txt": "Le canal du Midi\n\nLe canal du Midi relie Toulouse à la mer Méditerranée. Long de 240 "
+                     "kilomètres, il fut construit entre 1666 et 1681 sous le règne de Louis XIV.\n\nLe canal compte "
+                     "63 écluses. Depuis 1996, il est inscrit au patrimoine mondial de l'UNESCO.\n",
+        "viaduc.txt": "Le viaduc de Millau\n\nLe viaduc de Millau est un pont à haubans qui franchit la vallée du "
+                      "Tarn. Il a été inauguré le 14 décembre 2004.\n\nSa construction a coûté environ 400 millions "
+                      "d'euros, financés par le groupe Eiffage.\n"}):
+        answer = qa.ask("Combien a coûté la construction du canal du Midi ?")
+        assert answer.refused and not answer.citations, (reader, answer.text)
+        if reader == "auto":
+            cost = qa.ask("Combien a coûté le viaduc de Millau ?")
+            assert not cost.refused and "400 millions d'euros" in cost.citations[0].quote, cost.text
+            length = qa.ask("Quelle est la longueur du canal du Midi ?")
+            assert not length.refused and "240 kilomètres" in length.citations[0].quote, length.text
+
+
+def test_a_question_in_the_documents_is_not_quoted_as_its_own_answer(tmp_path):
+    """An FAQ repeats the user's words in its questions: the answer quotes the lines that answer
+    ("Unused products can be returned…"), never the FAQ's question ("What is the return policy?"
+    quoted "question: Can I return it?" first), reader off and on."""
+    faq = {"product": "Aerolite X2 cordless vacuum", "faq": [
+        {"question": "How long does the battery last?",
+         "answer": "A full charge gives up to 45 minutes of suction in eco mode. Charging takes four hours."},
+        {"question": "What is the warranty?", "answer": "The vacuum is covered by a two-year warranty."},
+        {"question": "Can I return it?", "answer": "Unused products can be returned within 30 days of delivery for "
+                                                    "a full refund. Return shipping is free in France."}]}
+    for reader, qa in with_and_without_reader(tmp_path, {"faq.json": json.dumps(faq)}):
+        for question, fact in (("What is the return policy?", "within 30 days"),
+                               ("What is the warranty?", "two-year warranty")):
+            answer = qa.ask(question)
+            assert not answer.refused and fact in answer.citations[0].quote, (reader, question, answer.text)
+            assert not any(s.rstrip().endswith("?") for s in answer.citations[0].sentences), (reader, answer.text)
 
 
 def with_and_without_reader(tmp_path, files: dict[str, str]):

@@ -567,6 +567,32 @@ def test_json_json_lines_and_xml_are_read_by_their_keys_and_answered(tmp_path):
     assert cited[1].quote == "Érable — plantés: 80; survie: 71%" and cited[1].span_text == "80"  # one cell marked
 
 
+def test_a_markdown_table_is_read_as_rows_and_a_price_under_a_currency_header_answers(tmp_path):
+    """A Markdown pipe table becomes keyed rows, as a sheet's or an HTML table's (it was one run of
+    cells, "| KODE Art Museum | 10:00 | 17:00 | 150 NOK | | Bryggen…", quoted whole with the wrong
+    hour marked); a price asked for is found in a currency code ("150 NOK") and in a cell whose
+    column header names the currency ("Prévu (€): 8000")."""
+    docs = tmp_path / "documents"
+    docs.mkdir()
+    (docs / "museums.md").write_text(
+        "# Museums of Bergen\n\nOpening hours and prices for adults:\n\n"
+        "| Museum | Opens | Closes | Adult ticket |\n| --- | :---: | ---: | --- |\n"
+        "| KODE Art Museum | 10:00 | 17:00 | 150 NOK |\n| Bryggen Museum | 09:00 | 16:00 | 100 NOK |\n"
+        "| Hanseatic Museum | 09:00 | 18:00 | 160 NOK |\n\nChildren under 16 enter for free.\n", encoding="utf-8")
+    (docs / "budget.csv").write_text("Poste,Prévu (€),Réalisé (€)\nLoyer,24000,24000\nDéplacements,12000,15800\n"
+                                     "Formation,8000,5200\n", encoding="utf-8")
+    assert sections_of(docs)["museums.md"][0][2].split("\n\n")[1].split("\n") == [
+        "KODE Art Museum — Opens: 10:00; Closes: 17:00; Adult ticket: 150 NOK",
+        "Bryggen Museum — Opens: 09:00; Closes: 16:00; Adult ticket: 100 NOK",
+        "Hanseatic Museum — Opens: 09:00; Closes: 18:00; Adult ticket: 160 NOK"]
+    closes, ticket, training = answered_in(docs, tmp_path / "index", [
+        ("When does the Hanseatic Museum close?", "museums.md", "Closes: 18:00"),
+        ("How much is an adult ticket to the KODE Art Museum?", "museums.md", "150 NOK"),
+        ("Quel est le budget prévu pour la formation ?", "budget.csv", "Prévu (€): 8000")])
+    assert closes.span_text == "18:00" and ticket.span_text == "150 NOK", (closes.span_text, ticket.span_text)
+    assert len(training.sentences) == 1, training.quote  # the row alone
+
+
 def test_broken_or_unsafe_structured_files_are_reported_with_where_and_the_others_are_read(tmp_path):
     docs = tmp_path / "documents"
     docs.mkdir()

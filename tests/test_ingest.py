@@ -243,6 +243,23 @@ def test_html_keeps_main_content_and_inline_tags_do_not_cut_sentences(tmp_path):
         assert boilerplate not in text
 
 
+def test_a_definition_keeps_its_term_and_markdown_code_and_quotes_lose_their_marks(tmp_path):
+    """A glossary's <dd> reads beside its <dt> ("Latency: The time…"), so a quote says what it
+    defines; a Markdown code block is its code (its ``` fences were mangled into "``bash …``") and a
+    quote loses its "> "."""
+    (tmp_path / "glossary.html").write_text(
+        "<html><body><h1>Glossary</h1><dl><dt>Latency</dt><dd>The time a request takes to get its first "
+        "byte.</dd><dt>Throughput</dt><dd>The requests served per second.</dd></dl></body></html>")
+    (tmp_path / "notes.md").write_text("# Deployment\n\nRun it with:\n\n```bash\nkubectl apply -f deploy.yaml\n```\n\n"
+                                       "> Note: staging is rebuilt every **Sunday**.\n")
+    texts: dict[str, str] = {}
+    for doc in load_folder(tmp_path).documents:  # the Markdown splitter makes a code block a document of its own
+        texts[doc.metadata["source"]] = "\n\n".join(filter(None, [texts.get(doc.metadata["source"]), doc.page_content]))
+    assert texts["glossary.html"] == ("Latency: The time a request takes to get its first byte.\n\n"
+                                      "Throughput: The requests served per second.")
+    assert texts["notes.md"] == "Run it with:\n\nkubectl apply -f deploy.yaml\n\nNote: staging is rebuilt every Sunday."
+
+
 def test_the_language_guesser_reads_from_its_uncompressed_copy_as_from_the_shipped_model(tmp_path, monkeypatch):
     """py3langid's model ships LZMA-compressed (up to 1.6 s of a cold ``tpdqa ask``): tpdqa keeps the
     French and English part uncompressed in its model cache, made again when damaged; every guess

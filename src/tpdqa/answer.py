@@ -227,11 +227,13 @@ class ExtractiveAnswerer:
         unnamed = self.unnamed(question, lang, docs)
         if unnamed is not None and all(unnamed.values()):
             missing = list(dict.fromkeys(name for names in unnamed.values() for name in names))
+            # the names no file says, when there are such: "Lille", not "Paris" that the timetable says
+            missing = [name for name in missing if all(name in names for names in unnamed.values())] or missing
             return Answer.refusal(question, lang, retrieved, unnamed=missing)
-        scores = found.not_again(found.sentence_scores(), said)
-        if unnamed:
-            scores = found.not_from(scores, {source for source, names in unnamed.items() if names})
-        best = found.best(scores)
+        scores = found.not_asking(found.not_again(found.sentence_scores(), said))
+        elsewhere = found.from_sources({source for source, names in (unnamed or {}).items() if names})
+        scores = put_last(scores, elsewhere)
+        best = found.best(scores, elsewhere)
         support = found.answer_probability(best, scores)
         if support < (self.min_support if self.min_support is not None else MIN_SUPPORT[found.read]):
             return Answer.refusal(question, lang, retrieved, support=round(support, 4))
@@ -279,7 +281,8 @@ class ExtractiveAnswerer:
         question names nothing or there is no lexicon. A near miss — "the cost of the tunnel
         under the Channel" in a folder that only has a bridge's cost — is answered from no file,
         and a name's file is preferred to the files that only share its topic. Files in
-        another language are never held to it (Korea is Corée there)."""
+        another language are never held to it (Korea is Corée there; a French page that says
+        "French and Indian War" writes its people "Français")."""
         names = question_names(question)
         same = {str(doc.metadata.get("source", "")): doc.metadata.get("lang", lang) == lang for doc in docs}
         if not names or self.lexicon is None or not any(same.values()):
@@ -340,13 +343,17 @@ class ExtractiveAnswerer:
 
         question_words = content_words(question)
         sentence_words = [content_words(s) for s in sentences]
-        vocabulary = sorted({w for ws in sentence_words for w in ws})
+        # A passage's title and headings say what it is about: "Risks" over a slide's bullets
+        # meets "What are the risks?" as well as a sentence that names them would.
+        heading_words = {w for doc in docs[: self.evidence_chunks]
+                         for w in content_words(f"{doc.metadata.get('title', '')}\n{doc.metadata.get('section', '')}")}
+        vocabulary = sorted({w for ws in sentence_words for w in ws} | heading_words)
         # question word x vocabulary cosines, then per sentence the best match of each question word
         grid = self.words.similarity(question_words, vocabulary)
         column = {w: i for i, w in enumerate(vocabulary)}
         top = np.array([rank < self.evidence_chunks for rank, _, _ in items])
         evidence_columns = sorted({column[w] for (r, _, _), ws in zip(items, sentence_words) if r < self.evidence_chunks
-                                   for w in ws})
+                                   for w in ws} | {column[w] for w in heading_words})
         evidence = grid[:, evidence_columns].max(axis=1) if grid.size and evidence_columns else np.zeros(0)
 
         langs = (lang, *[other for other in LANGUAGES if other != lang])
@@ -380,7 +387,7 @@ class ExtractiveAnswerer:
                            measure=wanted in _MEASURES)
         if self._reader is not None and lang in self.reader_languages:
             with timed(timings, "reader"):  # a reader still loading is waited for here
-                self.read(question, docs, found, found.said_again(said))
+                self.read(question, docs, found, found.said_again(said) | found.asking())
         return found
 
     def read(self, question: str, docs: list[Document], found: Candidates, again: np.ndarray | None = None) -> None:
@@ -391,8 +398,9 @@ class ExtractiveAnswerer:
         of the same passages); it learned prose, so when the first passage is a table (it marks a
         value of any row: the lime trees' survival for the oaks'), the question is answered as
         with the reader off, and the quoted row alone is read for its value (:meth:`row_span`).
-        ``again``: sentences a follow-up does not quote again (Candidates.said_again): each
-        chunk's span is sought outside them ("Et l'accord avec la Corée ?": not the Japan sentence)."""
+        ``again``: sentences the span is sought outside of — those a follow-up does not quote again
+        (Candidates.said_again: "Et l'accord avec la Corée ?", not the Japan sentence) and questions
+        (Candidates.asking: an FAQ's question line is not its answer)."""
         if not docs or is_table(docs[0]):
             return
         read = min(READ_CHUNKS, len(docs))
@@ -462,7 +470,7 @@ class Candidates:
     top: np.ndarray  # sentence is in one of the evidence chunks
 
     expansion: bool = False  # the question asks what an acronym stands for
-    measure: bool = False  # the question asks for a weight, a length or an area (expected_type)
+    measure: bool = False  # the question asks for a price, a weight, a length or an area (expected_type)
     readings: dict[int, Any] = field(default_factory=dict)  # the reader's Reading per chunk rank it read
     starts: np.ndarray | None = None  # with the reader: each sentence's offset in its chunk's text (-1: unread)
 
@@ -501,6 +509,18 @@ class Candidates:
         again = self.said_again(said)
         return put_last(scores, again) if again.any() else scores
 
+    def asking(self) -> np.ndarray:
+        """Which sentences are questions themselves, holding nothing of the kind asked for: an FAQ's
+        "How long does the battery last?" repeats the user's words but the line after it answers (the
+        reader marked "How long" in it); "Is there a route of at most 2000 kilometres…?" still gives a length."""
+        typed = self.features[:, SENTENCE_FEATURES.index("type_found")] > 0
+        return np.array([bool(_ASKS.search(sentence)) for _, _, sentence in self.items], dtype=bool) & ~typed
+
+    def not_asking(self, scores: np.ndarray) -> np.ndarray:
+        """``scores`` with the sentences that ask a question put last, unless nothing else is left."""
+        asking = self.asking()
+        return put_last(scores, asking) if asking.any() and not asking.all() else scores
+
     def told(self, said: FollowUp) -> np.ndarray:
         """Which sentences the previous answer quoted."""
         told = " ".join(said.previous_answer.split())
@@ -515,18 +535,19 @@ class Candidates:
                           for told, (_, _, sentence) in zip(self.told(said), self.items)], dtype=bool)
         return again if not again.all() else np.zeros(len(self.items), dtype=bool)
 
-    def not_from(self, scores: np.ndarray, sources: set[str]) -> np.ndarray:
-        """``scores`` with the sentences of these files put last."""
-        return put_last(scores, np.array([str(doc.metadata.get("source", "")) in sources for _, doc, _ in self.items],
-                                         dtype=bool))
+    def from_sources(self, sources: set[str]) -> np.ndarray:
+        """Which sentences come from these files."""
+        return np.array([str(doc.metadata.get("source", "")) in sources for _, doc, _ in self.items], dtype=bool)
 
-    def best(self, scores: np.ndarray) -> int:
+    def best(self, scores: np.ndarray, elsewhere: np.ndarray | None = None) -> int:
         """The best sentence; for a question that wants a number, a date or a name, the best
         one that holds it, if any does ("who built it?" → "built by RWE", not the higher
         scoring "Denmark opened it"; a typed question none answers is refused). The reader knows
         what kind of answer a question wants, but not a weight's units from a height's: for a
-        measure, it is held to the rule too."""
-        typed = np.flatnonzero(self.features[:, SENTENCE_FEATURES.index("type_found")] > 0)
+        measure, it is held to the rule too. ``elsewhere``: sentences of files that never name what
+        the question asks about, whose figures never stand in for it (a viaduct's cost for a canal's)."""
+        typed = self.features[:, SENTENCE_FEATURES.index("type_found")] > 0
+        typed = np.flatnonzero(typed & ~elsewhere if elsewhere is not None else typed)
         if (typed.size and (not self.read or self.measure)
                 and self.features[:, SENTENCE_FEATURES.index("type_missing")].any()):
             return int(typed[np.argmax(scores[typed])])
@@ -595,10 +616,13 @@ class Candidates:
         named = dict(zip(QUESTION_FEATURES, q))
         if named["best_meaning"] + named["evidence_mean"] + 0.5 * named["words_matched"] < OFF_TOPIC:
             return 0.0
-        if self.read:  # the reader knows what kind of answer a question wants: no type rule
-            return 1.0 / (1.0 + math.exp(-float(q @ READER_REFUSAL_WEIGHTS + READER_REFUSAL_BIAS)))
-        if named["best_type_missing"] > 0:  # asks how many / when / who, and the best sentence holds no such thing
+        # asks how many / when / who, and the best sentence holds no such thing. The reader knows what
+        # kind of answer a question wants, but not a price from a length: no sentence in the units
+        # asked for is refused with it too (Candidates.best took one that has them if any did)
+        if named["best_type_missing"] > 0 and (not self.read or self.measure):
             return 0.0
+        if self.read:
+            return 1.0 / (1.0 + math.exp(-float(q @ READER_REFUSAL_WEIGHTS + READER_REFUSAL_BIAS)))
         return 1.0 / (1.0 + math.exp(-float(q @ REFUSAL_WEIGHTS + REFUSAL_BIAS)))
 
 
@@ -664,6 +688,7 @@ _EXPANSION = re.compile(r"\b(?-i:[A-Z][A-Z0-9]{1,9})\b.*\b(stand for|stands for|
 _ACRONYM = re.compile(r"\b([A-Z][A-Z0-9]{1,9})\b")
 
 
+_ASKS = re.compile(r"\?[\s»\"”’')\]]*$")  # a sentence that ends with its question mark (quotes, brackets aside)
 _WORD_TOKEN = re.compile(r"[^\W\d_][\w’'-]*")
 
 
@@ -674,6 +699,8 @@ def question_names(question: str) -> list[str]:
 
         >>> question_names("How tall is the Eiffel Tower in Paris?")
         ['Eiffel', 'Tower', 'Paris']
+        >>> question_names("Au XVIIIe siècle, qui gouvernait Lille ?")
+        ['Lille']
     """
     stop = _stopwords()
     found = []
@@ -685,7 +712,9 @@ def question_names(question: str) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-_ROMAN = re.compile(r"^[IVXLCDM]+(?:e|er|ère|eme|ème|es|èmes|th|st|nd|rd)?$", re.IGNORECASE)  # "XVIIIe siècle"
+# "XVIIIe siècle", "Louis XlV" (a typo is still a numeral); a well-formed numeral: "Lille", "Mille" and "Civil" are words
+_ROMAN = re.compile(r"^(?=[MDCLXVI])M{0,4}(?:CM|CD|D?C{0,3})(?:XC|XL|L?X{0,3})(?:IX|IV|V?I{0,3})"
+                    r"(?:e|er|ère|eme|ème|es|èmes|th|st|nd|rd)?$", re.IGNORECASE)
 _ELIDED = re.compile(r"^(?:l|d|qu|j|n|s|c|jusqu|lorsqu|puisqu)['’]", re.IGNORECASE)
 
 
@@ -728,13 +757,36 @@ _DATE = re.compile(r"\b(1[0-9]{3}|20[0-9]{2})\b|\b(january|february|march|april|
 _NAME = re.compile(r"(?<=[\w,;:»\)] )([A-ZÀ-Ý][\w'’-]+)")
 
 
-# A number question that asks for a weight, a length or an area wants a quantity in its units:
-# "Combien pèse la tour Eiffel ?" is not answered by "330 mètres de hauteur".
+# A number question that asks for a price, a weight, a length or an area wants a quantity in its
+# units: "Combien pèse la tour Eiffel ?" is not answered by "330 mètres de hauteur", nor "Combien a
+# coûté le canal ?" by its 240 kilometres.
 _COUNT_WORDS = (r"(?:a|an|one|un|une|half|quarters?|demi|quarts?|several|few|plusieurs|quelques|deux|trois|quatre|"
                 r"cinq|six|sept|huit|neuf|dix|cent|mille|two|three|four|five|seven|eight|nine|ten|hundred|thousand)")
-_QUANTITY = (r"((?:\d[\d\s.,]*|\b" + _COUNT_WORDS + r"\b)(?:[\s-]+(?:" + _COUNT_WORDS
+_QUANTITY = (r"(?P<quantity>(?:\d[\d\s.,]*|\b" + _COUNT_WORDS + r"\b)(?:[\s-]+(?:" + _COUNT_WORDS
              + r"|millions?|milliards?|billions?|thousands?|milliers?|of|de|d['’])\b)*)\s*")
 _MEASURES = {
+    # first: "Combien coûte le trajet de 50 km ?" asks for a price
+    "money": (re.compile(r"\bhow much (?:\w+ ){0,6}?(?:cost|costs|costed|pay|pays|paid|charge|charges|charged|spend|"
+                         r"spent|earn|earns|earned|sell for|sold for|money)\b|"
+                         r"\bhow much (?:is|was|are|were) (?:the |a |an )?(?:\w+ ){0,3}?(?:fees?|price|cost|fares?|"
+                         r"salary|wages?|rent|tickets?|tuition)\b|"
+                         r"\bwhat (?:is|was|are|were|will be|would be) (?:the |a |an |its |their |his |her )?(?:\w+ ){0,2}?"
+                         r"(?:cost|costs|price|prices|salary|salaries|wages?|fees?|fares?|budget|revenue)\b|"
+                         r"\bcombien (?:[\w'’-]+ ){0,4}?(?:co[uû]t\w*|pa(?:y[eéèa]|ie)\w*|dépens\w*|gagn\w*|vaut|valait|"
+                         r"d['’]argent)|"
+                         r"\bquel(?:le)?s? (?:est|était|sont|étaient|fut|sera|serait) (?:le |la |les |l['’]|son |sa |ses |leur )?"
+                         r"(?:\w+ )?(?:prix|coût|coûts|montant|salaires?|budget|tarifs?|rémunération|recettes?|dépenses?)\b|"
+                         r"\bà combien s['’](?:élève|élevait|élevaient|élèvent|est élevé)", re.IGNORECASE),
+              # "$5 million", "€15", a quantity in a currency ("15 euros", "2 M€", "150 NOK", "1,25 fr"; not
+              # the currencies that are common words: "1681 sous le règne", "deux cents", "three crowns"), or a
+              # table's cell under a currency's header ("Prévu (€): 8000")
+              re.compile(r"(?:(?P<symbol>[$£€¥])\s?|(?P<header>(?:[$£€¥]|\b(?:EUR|USD|euros?|dollars?)\b)\)?\s*:\s*))?"
+                         + _QUANTITY + r"(?(symbol)|(?(header)|(€|[kKM]d?\s?€|Mds?\s?€|euros?|dollars?|£|livres?|"
+                         r"pounds?|francs?|frs?|yens?|yuans?|roubles?|rupees?|roupies?|pesos?|pesetas?|lires?|lira|écus?|"
+                         r"deniers?|centimes?|guinées?|guineas?|shillings?|pence|florins?|ducats?|kr|"
+                         r"(?-i:EUR|USD|GBP|CHF|JPY|CNY|CAD|AUD|NZD|SEK|NOK|DKK|ISK|PLN|CZK|HUF|RON|BGN|RUB|UAH|TRY|"
+                         r"INR|BRL|MXN|ARS|ZAR|KRW|SGD|HKD|TWD|THB|ILS|AED|SAR|XOF|XAF|MAD|TND|DZD))))(?!\w)",
+                         re.IGNORECASE)),
     "mass": (re.compile(r"\b(weigh|weighs|weighed|the weight|how heavy|the mass|pès\w*|pes(?:e|er|ait|aient|ent|é|ée)|"
                         r"poids|masse)\b", re.IGNORECASE),
              re.compile(_QUANTITY + r"((?<=\d)t|(?<=\d )t|(?<=\d)g|(?<=\d )g|kg|mg|lbs?|oz|tonnes?|tons?|kilos?|"
@@ -755,11 +807,11 @@ _MEASURES = {
 
 # Each kind's pattern, and its group that must be new to the question (a measure's quantity, not its unit).
 _HOLDS = {"number": (_NUMBER, 0), "date": (_DATE, 0), "name": (_NAME, 0),
-          **{kind: (units, 1) for kind, (_, units) in _MEASURES.items()}}
+          **{kind: (units, "quantity") for kind, (_, units) in _MEASURES.items()}}
 
 
 def expected_type(question: str) -> str | None:
-    """'number' ('mass', 'length' or 'area' when it asks for one), 'date', 'name' or None: the
+    """'number' ('money', 'mass', 'length' or 'area' when it asks for one), 'date', 'name' or None: the
     kind of answer the question asks for."""
     kind = next((kind for kind, pattern in _TYPE_PATTERNS.items() if pattern.search(question)), None)
     if kind == "number":
@@ -769,11 +821,12 @@ def expected_type(question: str) -> str | None:
 
 def has_type(sentence: str, kind: str, question_words: set[str]) -> float:
     """1.0 when the sentence holds something of that kind that the question does not already say
-    (for a measure: a quantity in its units)."""
+    (for a measure: a quantity in its units, whose figures are new: "420 millions de francs"
+    answers "Combien a coûté le pont de l'île de Ré ?", though the question says "de")."""
     pattern, group = _HOLDS[kind]
     for match in pattern.finditer(sentence):
-        token = match.group(group)
-        if not any(fold(w) in question_words for w in words(token)):
+        said = [w for w in words(match.group(group)) if group != "quantity" or _NUMBER.search(w)]
+        if not any(fold(w) in question_words for w in said):
             return 1.0
     return 0.0
 

@@ -44,6 +44,7 @@ def read_html(data: bytes):
             sections.append(Section(tuple(path), "\n\n".join(blocks)))
             blocks.clear()
 
+    term: str | None = None  # the <dt> just read, whose <dd> follows
     for element in root.find_all([*_HEADINGS, *_BLOCKS, "div", "section", "table"]):
         if element.find_parent(_BLOCKS) is not None:  # a <p> inside an <li>: read with its parent
             continue
@@ -62,6 +63,10 @@ def read_html(data: bytes):
         text = " ".join(element.get_text().split())  # inline tags add no space: the source's own spacing
         if not text:
             continue
+        if element.name == "dd" and term is not None and blocks and blocks[-1] == term:
+            blocks[-1] = f"{term.rstrip(' :')}: {text}"  # a definition beside its term: "Latency: The time…"
+            continue
+        term = text if element.name == "dt" else None
         if element.name in _HEADINGS:
             flush()
             level = int(element.name[1])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tpdqa.ingest.base import Section, clean_text, decode_text, looks_like_title, reads
+from tpdqa.ingest.base import Section, clean_text, decode_text, is_row, keyed_rows, looks_like_title, reads
 
 
 @reads(".txt")
@@ -47,17 +47,53 @@ _MD_INLINE = [
 
 
 def _plain_markdown(text: str) -> str:
-    """Inline Markdown marks removed, so a quote reads as text; list bullets dropped."""
+    """Inline Markdown marks removed, so a quote reads as text; list bullets dropped; tables as
+    keyed rows, code blocks as their code (:func:`_markdown_blocks`)."""
+    text = _markdown_blocks(text)
     for pattern, repl in _MD_INLINE:
         text = pattern.sub(repl, text)
     blocks = []
     for block in re.split(r"\n\s*\n", text):
         lines = [l.strip() for l in block.strip().split("\n") if l.strip()]
-        if any(_MD_LIST.match(l) or l.startswith("|") for l in lines):  # lists and tables keep their lines
+        if any(_MD_LIST.match(l) or l.startswith("|") or is_row(l) for l in lines):  # lists and tables keep their lines
             blocks.append("\n".join(_MD_LIST.sub("", l) for l in lines))
         else:  # a paragraph's soft line breaks are layout, not structure
             blocks.append(" ".join(lines))
     return "\n\n".join(b for b in blocks if b)
 
 
+def _markdown_blocks(text: str) -> str:
+    """``text`` with each pipe table as keyed rows (``Hanseatic Museum — Opens: 09:00; Closes:
+    18:00``), as sheets and HTML tables are read: each value beside its headers, not a run of
+    cells whose column no reader can tell; a fenced code block as its code (no ```` ``` ````
+    lines, no ``> `` of a quote). markdown-it-py finds them as GitHub does (a table's header
+    line, then its ``| --- | :-: |`` line; escaped pipes)."""
+    from markdown_it import MarkdownIt
+
+    lines = text.split("\n")
+    blocks: list[tuple[int, int, list[str]]] = []  # (first line, end line, the lines that replace them)
+    rows: list[list[str]] | None = None
+    end = 0
+    code: set[int] = set()  # a fence's lines: its "> " are the code's
+    for token in MarkdownIt("commonmark").enable("table").parse(text):
+        if token.type == "table_open" and token.map:
+            rows, end = [], token.map[1]
+            blocks.append((*token.map, []))
+        elif token.type == "tr_open" and rows is not None:
+            rows.append([])
+        elif token.type == "inline" and rows and token.map and token.map[0] < end:
+            rows[-1].append(token.content)
+        elif token.type == "table_close" and rows is not None:
+            blocks[-1][2].extend(keyed_rows(rows))
+            rows = None
+        elif token.type == "fence" and token.map:
+            blocks.append((*token.map, token.content.rstrip("\n").split("\n")))
+            code.update(range(*token.map))
+    lines = [line if i in code else _QUOTE_MARK.sub("", line) for i, line in enumerate(lines)]
+    for start, stop, replacement in reversed(blocks):  # from the end: earlier line numbers stay right
+        lines[start:stop] = ["", *replacement, ""]
+    return "\n".join(lines)
+
+
 _MD_LIST = re.compile(r"^(?:[-*+]|\d+[.)])\s+")
+_QUOTE_MARK = re.compile(r"^\s{0,3}(?:>\s?)+")  # a Markdown quote's "> " (nested: "> > ")
