@@ -72,16 +72,15 @@ def _markdown_blocks(text: str) -> str:
 
     lines = text.split("\n")
     blocks: list[tuple[int, int, list[str]]] = []  # (first line, end line, the lines that replace them)
-    rows: list[list[str]] | None = None
-    end = 0
+    rows: list[list[str]] | None = None  # the open table's rows
     code: set[int] = set()  # a fence's lines: its "> " are the code's
     for token in MarkdownIt("commonmark").enable("table").parse(text):
         if token.type == "table_open" and token.map:
-            rows, end = [], token.map[1]
+            rows = []
             blocks.append((*token.map, []))
         elif token.type == "tr_open" and rows is not None:
             rows.append([])
-        elif token.type == "inline" and rows and token.map and token.map[0] < end:
+        elif token.type == "inline" and rows:  # a cell: inline tokens come only from cells while a table is open
             rows[-1].append(token.content)
         elif token.type == "table_close" and rows is not None:
             blocks[-1][2].extend(keyed_rows(rows))
