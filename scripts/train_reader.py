@@ -337,6 +337,15 @@ def evaluate(net, tokenizer, chosen: list[Example], max_tokens: int, batch: int 
             "unanswerable_refused": round(float(np.mean(m[~labels] <= threshold)), 4) if (~labels).any() else None}
 
 
+def validation_figures(net, tokenizer, validation: list[Example], cross: list[Example], max_tokens: int) -> dict:
+    """:func:`evaluate` on the validation slice, and on its questions asked across languages apart (so
+    the same-language figures stay comparable with runs that had none)."""
+    figures = evaluate(net, tokenizer, validation, max_tokens)
+    if cross:
+        figures["cross_language"] = evaluate(net, tokenizer, cross, max_tokens)
+    return figures
+
+
 def best_threshold(margins: np.ndarray, labels: np.ndarray) -> float:
     """The margin above which answering is most often right (answerable answered, others refused)."""
     candidates = np.unique(np.round(margins, 2))
@@ -517,16 +526,15 @@ def main(argv: list[str] | None = None) -> int:
         chunk = [train[(step * args.batch + k) % len(train)] for k in range(args.batch)]
         pairs = [encode(tokenizer, e, args.max_tokens, encode_rng) for e in chunk]
         with autocast:
-            start, end = net(pairs)
+            start, end = (t.float() for t in net(pairs))  # the losses in float32 under bfloat16 autocast
             gold_start = torch.tensor([p.start for p in pairs], device=start.device)
             gold_end = torch.tensor([p.end for p in pairs], device=start.device)
-            loss = (torch.nn.functional.cross_entropy(start.float(), gold_start)
-                    + torch.nn.functional.cross_entropy(end.float(), gold_end)) / 2
+            loss = (torch.nn.functional.cross_entropy(start, gold_start)
+                    + torch.nn.functional.cross_entropy(end, gold_end)) / 2
             if teacher is not None:
                 with torch.no_grad():
                     soft = [t.float() for t in teacher(pairs)]
-                loss = (1 - args.soft) * loss + args.soft * distillation(start.float(), end.float(), soft,
-                                                                         args.temperature)
+                loss = (1 - args.soft) * loss + args.soft * distillation(start, end, soft, args.temperature)
         optimiser.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -542,9 +550,7 @@ def main(argv: list[str] | None = None) -> int:
             save(checkpoint, net, optimiser, schedule, step)
         if step in marks or out_of_time:  # stopped early: the figures and weights where it stopped
             marks.setdefault(step, round(step / steps, 3))
-            figures = evaluate(net, tokenizer, validation, args.max_tokens)
-            if cross_validation:  # asked across languages, apart: the same-language figures stay comparable
-                figures["cross_language"] = evaluate(net, tokenizer, cross_validation, args.max_tokens)
+            figures = validation_figures(net, tokenizer, validation, cross_validation, args.max_tokens)
             row = {"step": step, "fraction": marks[step], "questions_seen": round(questions * marks[step] * args.epochs),
                    "loss": round(float(np.mean(losses[-100:])), 4), "seconds": round(time.time() - started), **figures}
             with open(curve, "a", encoding="utf-8") as f:
@@ -629,11 +635,8 @@ def soup(args) -> int:
     net = network_class()(e5, cards[0]["layers"]).to(args.device)
     net.load_state_dict(averaged)
     split = articles(args.data)
-    tokenizer = E5Tokenizer(e5)
-    figures = evaluate(net, tokenizer, validation_examples(args, split), cards[0]["max_tokens"])
-    cross = cross_validation_examples(args, split)
-    if cross:
-        figures["cross_language"] = evaluate(net, tokenizer, cross, cards[0]["max_tokens"])
+    figures = validation_figures(net, E5Tokenizer(e5), validation_examples(args, split),
+                                 cross_validation_examples(args, split), cards[0]["max_tokens"])
     args.out.mkdir(parents=True, exist_ok=True)
     torch.save({k: v.half() for k, v in averaged.items()}, args.out / "model.pt")
     (args.out / "model.json").write_text(json.dumps({
