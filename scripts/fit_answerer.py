@@ -169,6 +169,7 @@ def margin_curve(rows: list[dict]) -> None:
 
 
 @functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=None)  # asked once a row
 def articles_of(question_set: Path) -> dict[str, int]:
     """Question id -> article index, from a set written by scripts/generalisation.py."""
     lines = question_set.read_text(encoding="utf-8").splitlines()
@@ -211,20 +212,24 @@ def write_held_out(bench: Path, sets: list[str], out: Path) -> None:
                     "questions asked in the other language")
 
 
+def article_of(bench: Path, row: dict) -> tuple[str, int]:
+    """The row's dataset ("squad2" or "piaf") and article index, as scripts/train_reader.py names them."""
+    return ("squad2" if row["set"].startswith("squad2") else "piaf",
+            articles_of(bench / f"{row['set']}.jsonl")[row["id"]])
+
+
 def reader_never_saw(bench: Path, row: dict) -> bool:
     """Whether the row's article is in the reader's validation slice (never trained on)."""
     from train_reader import validation_article
 
-    article = articles_of(bench / f"{row['set']}.jsonl")[row["id"]]
-    return validation_article("squad2" if row["set"].startswith("squad2") else "piaf", article)
+    return validation_article(*article_of(bench, row))
 
 
 def article_fold(bench: Path, row: dict) -> int:
     """The half of the fit articles (scripts/train_reader.py's fold_of) that the row's article is in."""
     from train_reader import fold_of
 
-    article = articles_of(bench / f"{row['set']}.jsonl")[row["id"]]
-    return fold_of("squad2" if row["set"].startswith("squad2") else "piaf", article)
+    return fold_of(*article_of(bench, row))
 
 
 def cross_fitted(bench: Path, index_root: Path, name: str, readers: list[str]) -> list[dict]:
