@@ -169,7 +169,6 @@ def margin_curve(rows: list[dict]) -> None:
 
 
 @functools.lru_cache(maxsize=None)
-@functools.lru_cache(maxsize=None)  # asked once a row
 def articles_of(question_set: Path) -> dict[str, int]:
     """Question id -> article index, from a set written by scripts/generalisation.py."""
     lines = question_set.read_text(encoding="utf-8").splitlines()
