@@ -35,7 +35,8 @@ def folder_of(name: str) -> str:
     return name.removesuffix(CROSS)
 
 
-def collect(bench: Path, index_root: Path, name: str, reader: str = "off") -> list[dict]:
+def collect(bench: Path, index_root: Path, name: str, reader: str = "off", only=None) -> list[dict]:
+    """Features of ``name``'s questions (those whose id ``only`` accepts, if given)."""
     from tqdm import tqdm
 
     from tpdqa import Assistant
@@ -49,7 +50,8 @@ def collect(bench: Path, index_root: Path, name: str, reader: str = "off") -> li
     assistant.index()
     answerer = assistant.answerer
     rows = []
-    for q in tqdm(read_dataset(bench / f"{name}.jsonl"), desc=name, unit="q"):
+    questions = [q for q in read_dataset(bench / f"{name}.jsonl") if only is None or only(q.id)]
+    for q in tqdm(questions, desc=name, unit="q"):
         lang = guess_lang(q.question)
         docs = assistant.retriever.invoke(q.question, lang=lang)
         found = answerer.candidates(q.question, lang, docs)
@@ -231,12 +233,28 @@ def article_fold(bench: Path, row: dict) -> int:
     return fold_of(*article_of(bench, row))
 
 
-def cross_fitted(bench: Path, index_root: Path, name: str, readers: list[str]) -> list[dict]:
-    """``name``'s rows, each read by the reader trained without its article's half (``readers[k]``
-    trained with ``--fold k``): margins of a reader that never saw the answer, on every fit question."""
-    by_reader = [collect(bench, index_root, name, reader) for reader in readers]
-    honest = {r["id"]: r for k, rows in enumerate(by_reader) for r in rows if article_fold(bench, r) == k}
-    return [honest[r["id"]] for r in by_reader[0] if r["id"] in honest]
+def cross_fitted(bench: Path, index_root: Path, names: list[str], readers: list[str],
+                 cache: Path | None = None) -> list[dict]:
+    """The sets' rows, each read by the reader trained without its article's half (``readers[k]``
+    trained with ``--fold k``): margins of a reader that never saw the answer, on every fit question.
+    Each reader reads only its half; with ``cache``, each half is kept as soon as it is read
+    (CACHE-SET-foldK.pkl), so fold 0's halves can be read while fold 1 still trains."""
+    rows = []
+    for k, reader in enumerate(readers):
+        for name in names:
+            part = cache.with_name(f"{cache.stem}-{name}-fold{k}.pkl") if cache else None
+            if part and part.exists():
+                rows += pickle.loads(part.read_bytes())
+                continue
+            if not Path(reader).exists():
+                raise SystemExit(f"{reader}: no such reader; train it (scripts/train_reader.py --fold {k}) "
+                                 "and export it, then run this again (the halves read so far are kept)")
+            read = collect(bench, index_root, name, reader,
+                           only=lambda id_, name=name, k=k: article_fold(bench, {"set": name, "id": id_}) == k)
+            if part:
+                part.write_bytes(pickle.dumps(read))
+            rows += read
+    return rows
 
 
 def passage_curve(rows: list[dict]) -> None:
@@ -303,8 +321,7 @@ def main(argv: list[str] | None = None) -> int:
             if name.endswith(CROSS):
                 write_cross(args.bench, name)
         if args.reader_folds:
-            rows = [row for name in args.sets for row in cross_fitted(args.bench, args.index_root, name,
-                                                                       args.reader_folds)]
+            rows = cross_fitted(args.bench, args.index_root, args.sets, args.reader_folds, args.cache)
         else:
             rows = [row for name in args.sets for row in collect(args.bench, args.index_root, name, args.reader)]
         if args.cache:
