@@ -22,6 +22,7 @@ import dataclasses
 import functools
 import json
 import pickle
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +36,8 @@ def folder_of(name: str) -> str:
     return name.removesuffix(CROSS)
 
 
-def collect(bench: Path, index_root: Path, name: str, reader: str = "off", only=None) -> list[dict]:
+def collect(bench: Path, index_root: Path, name: str, reader: str = "off",
+            only: Callable[[str], bool] | None = None) -> list[dict]:
     """Features of ``name``'s questions (those whose id ``only`` accepts, if given)."""
     from tqdm import tqdm
 
