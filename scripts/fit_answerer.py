@@ -297,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, help="pickle of collected features (reused when present)")
     parser.add_argument("--reader", default="off",
                         help="fit the answerer with this reader (auto: the shipped one, or a reader.pt path); "
-                             "default off: the weights used without a reader")
+                             "default off: the weights used without a reader; not read when --reader-folds is given")
     parser.add_argument("--reader-folds", nargs=2, metavar=("FOLD0", "FOLD1"),
                         help="cross-fitted: two reader.pt files trained with scripts/train_reader.py --fold 0 and "
                              "--fold 1; each question is read by the one that never trained on its article, so the answerer "

@@ -67,6 +67,16 @@ class Example:
     qid: str
 
 
+# An article's index says where it comes from (example qids start with it): SQuAD 2.0's dev half from 0,
+# SQuAD 1.1's other articles from SQUAD1, PIAF's from PIAF (its own index inside PIAF added).
+SQUAD1, PIAF = 100, 1000
+
+
+def article_origin(index: int) -> tuple[str, int]:
+    """The dataset ("squad2", "squad1", "piaf") of article ``index`` (see ``articles``) and its index there."""
+    return ("piaf", index - PIAF) if index >= PIAF else ("squad1", index - SQUAD1) if index >= SQUAD1 else ("squad2", index)
+
+
 def articles(data: Path) -> dict[str, list[tuple[int, dict]]]:
     """The fit and validation articles of each set (index, article)."""
     from tpdqa.evaluation import benchmark_data
@@ -81,11 +91,11 @@ def articles(data: Path) -> dict[str, list[tuple[int, dict]]]:
     piaf_fit = list(enumerate(piaf))[0::2]
     return {
         "train": [*((i, a) for i, a in squad2_fit if not validation_article("squad2", i)),
-                  *((100 + i, a) for i, a in enumerate(squad1[:-3])),
-                  *((1000 + i, a) for i, a in piaf_fit if not validation_article("piaf", i))],
+                  *((SQUAD1 + i, a) for i, a in enumerate(squad1[:-3])),
+                  *((PIAF + i, a) for i, a in piaf_fit if not validation_article("piaf", i))],
         "validation": [*((i, a) for i, a in squad2_fit if validation_article("squad2", i)),
-                       *((100 + len(squad1) - 3 + i, a) for i, a in enumerate(squad1[-3:])),
-                       *((1000 + i, a) for i, a in piaf_fit if validation_article("piaf", i))],
+                       *((SQUAD1 + len(squad1) - 3 + i, a) for i, a in enumerate(squad1[-3:])),
+                       *((PIAF + i, a) for i, a in piaf_fit if validation_article("piaf", i))],
     }
 
 
@@ -108,9 +118,8 @@ def outside_fold(split: dict, fold: int) -> dict:
     """``split`` with fold ``fold``'s SQuAD 2.0 and PIAF articles taken out of training (SQuAD 1.1's,
     which the answerer is not fitted on, all kept; validation unchanged)."""
     def kept(index: int) -> bool:
-        if index < 100:
-            return fold_of("squad2", index) != fold
-        return index < 1000 or fold_of("piaf", index - 1000) != fold
+        dataset, own = article_origin(index)
+        return dataset == "squad1" or fold_of(dataset, own) != fold
     return {**split, "train": [(i, a) for i, a in split["train"] if kept(i)]}
 
 
@@ -257,8 +266,8 @@ def cross_language(chosen: list[Example], translated: dict[str, str]) -> list[Ex
 
 
 def is_french(example: Example) -> bool:
-    """PIAF's examples (article indices from 1000, see ``articles``)."""
-    return int(example.qid.split("-", 1)[0]) >= 1000
+    """PIAF's examples (see ``articles``)."""
+    return article_origin(int(example.qid.split("-", 1)[0]))[0] == "piaf"
 
 
 def validation_pool(args, split: dict | None = None) -> list[Example]:
