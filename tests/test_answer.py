@@ -285,6 +285,30 @@ def test_a_question_in_the_documents_is_not_quoted_as_its_own_answer(tmp_path):
             assert not any(s.rstrip().endswith("?") for s in answer.citations[0].sentences), (reader, answer.text)
 
 
+FAQ = ("Questions fréquentes\n\n"
+       "Comment résilier mon abonnement ?\n"
+       "Ouvrez Réglages, puis Facturation, et choisissez « Arrêter le renouvellement ». Votre formule reste active "
+       "jusqu'à la fin du mois en cours.\n\n"
+       "Puis-je payer par virement ?\nOui : les virements SEPA sont acceptés pour les formules annuelles.\n\n"
+       "Où sont stockées mes données ?\n"
+       "Tous nos serveurs sont situés à Francfort, en Allemagne. Une copie chiffrée est gardée à Dublin.\n")
+
+
+def test_an_faq_answer_is_quoted_whole_for_its_question_asked_in_other_words(tmp_path):
+    """Under an FAQ's question, the lines that follow answer it: asked in other words (or another
+    language), the answer is that FAQ answer, whole — "Votre formule reste active…" with the steps to
+    cancel — though its sentences repeat few of the user's words; what the FAQ does not say is refused."""
+    for reader, qa in with_and_without_reader(tmp_path, {"aide.txt": FAQ}):
+        for question, first, second in (
+                ("How do I cancel my subscription?", "Arrêter le renouvellement", "reste active"),
+                ("Comment arrêter ma formule ?", "Arrêter le renouvellement", "reste active"),
+                ("Where is my data kept?", "Francfort", "Dublin")):
+            answer = qa.ask(question)
+            assert not answer.refused, (reader, question, answer.text)
+            assert first in answer.citations[0].quote and second in answer.citations[0].quote, (reader, answer.text)
+        assert qa.ask("Quel est le prix de l'abonnement ?").refused, reader
+
+
 def with_and_without_reader(tmp_path, files: dict[str, str]):
     """``files`` (name -> text) indexed in a new folder; then an Assistant over it with the reader
     off, then on."""

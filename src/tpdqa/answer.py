@@ -40,6 +40,7 @@ import re
 from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -385,9 +386,10 @@ class ExtractiveAnswerer:
         found = Candidates(items=items, features=np.array(rows, dtype=np.float32), meaning=meaning,
                            evidence=evidence, top=top, expansion=bool(_EXPANSION.search(question)),
                            measure=wanted in _MEASURES)
+        found.answers_to_questions(docs)
         if self._reader is not None and lang in self.reader_languages:
             with timed(timings, "reader"):  # a reader still loading is waited for here
-                self.read(question, docs, found, found.said_again(said) | found.asking())
+                self.read(question, docs, found, found.said_again(said) | found.asking)
         return found
 
     def read(self, question: str, docs: list[Document], found: Candidates, again: np.ndarray | None = None) -> None:
@@ -473,6 +475,7 @@ class Candidates:
     measure: bool = False  # the question asks for a price, a weight, a length or an area (expected_type)
     readings: dict[int, Any] = field(default_factory=dict)  # the reader's Reading per chunk rank it read
     starts: np.ndarray | None = None  # with the reader: each sentence's offset in its chunk's text (-1: unread)
+    under: np.ndarray | None = None  # the row of the question (alone on its line) a sentence answers, -1: none
 
     @property
     def read(self) -> bool:
@@ -509,6 +512,7 @@ class Candidates:
         again = self.said_again(said)
         return put_last(scores, again) if again.any() else scores
 
+    @cached_property  # read by the reader's skip list and again by not_asking
     def asking(self) -> np.ndarray:
         """Which sentences are questions themselves, holding nothing of the kind asked for: an FAQ's
         "How long does the battery last?" repeats the user's words but the line after it answers (the
@@ -516,9 +520,34 @@ class Candidates:
         typed = self.features[:, SENTENCE_FEATURES.index("type_found")] > 0
         return np.array([bool(_ASKS.search(sentence)) for _, _, sentence in self.items], dtype=bool) & ~typed
 
+    def answers_to_questions(self, docs: list[Document]) -> None:
+        """The lines under a question that has a line of its own (an FAQ's "question: Can I return it?",
+        an interview's) answer it: each of their sentences takes that question's closeness to the
+        user's as its own meaning when it is higher. How close a user's question is to an FAQ's is the
+        first thing FAQ retrieval reads; the answer's own words need not repeat the user's ("What is
+        the return policy?" against "Unused products can be returned within 30 days…"). A question
+        inside a paragraph gives nothing: prose goes on about more than it asks. Sets ``under``."""
+        column = SENTENCE_FEATURES.index("meaning")
+        self.under = np.full(len(self.items), -1)
+        for rank, doc in enumerate(docs):
+            rows = [row for row, item in enumerate(self.items) if item[0] == rank]
+            text, asked = doc.page_content, None
+            for row, start in zip(rows, located(doc, [self.items[row][2] for row in rows])):
+                sentence = self.items[row][2]
+                if start < 0:
+                    continue
+                alone = (not text[:start].strip(" \t") or text[:start].rstrip(" \t").endswith("\n")) and \
+                    (not text[start + len(sentence):].strip(" \t") or
+                     text[start + len(sentence):].lstrip(" \t").startswith("\n"))
+                if self.asking[row]:
+                    asked = row if alone else None
+                elif asked is not None:
+                    self.under[row] = asked
+                    self.features[row, column] = max(self.features[row, column], self.features[asked, column])
+
     def not_asking(self, scores: np.ndarray) -> np.ndarray:
         """``scores`` with the sentences that ask a question put last, unless nothing else is left."""
-        asking = self.asking()
+        asking = self.asking
         return put_last(scores, asking) if asking.any() and not asking.all() else scores
 
     def told(self, said: FollowUp) -> np.ndarray:
@@ -560,12 +589,16 @@ class Candidates:
         The best sentence misses the answer most often by one sentence (the next one says
         the name, the previous one the figure), and a list question may need two; taking
         them from the same passage keeps one citation and its precision. A table row is
-        whole (its label and headers are on its line): it is quoted alone."""
+        whole (its label and headers are on its line): it is quoted alone. The sentences that answer
+        one question of the document (an FAQ's answer, :meth:`answers_to_questions`) come together,
+        however far apart their scores."""
         if is_row(self.items[best][2]):
             return [best]
         rank = self.items[best][0]
+        asked = self.under[best] if self.under is not None else -1
         others = [int(i) for i in np.argsort(-scores, kind="stable")
-                  if i != best and self.items[i][0] == rank and scores[i] >= scores[best] - SECOND_SENTENCE_MARGIN]
+                  if i != best and self.items[i][0] == rank and (scores[i] >= scores[best] - SECOND_SENTENCE_MARGIN
+                                                                 or asked >= 0 and self.under[i] == asked)]
         return sorted([best, *others[: max_sentences - 1]])
 
     def passage_order(self, n: int) -> list[int]:
