@@ -285,24 +285,35 @@ def test_a_question_in_the_documents_is_not_quoted_as_its_own_answer(tmp_path):
             assert not any(s.rstrip().endswith("?") for s in answer.citations[0].sentences), (reader, answer.text)
 
 
-FAQ = ("Questions fréquentes\n\n"
-       "Comment résilier mon abonnement ?\n"
-       "Ouvrez Réglages, puis Facturation, et choisissez « Arrêter le renouvellement ». Votre formule reste active "
-       "jusqu'à la fin du mois en cours.\n\n"
-       "Puis-je payer par virement ?\nOui : les virements SEPA sont acceptés pour les formules annuelles.\n\n"
-       "Où sont stockées mes données ?\n"
-       "Tous nos serveurs sont situés à Francfort, en Allemagne. Une copie chiffrée est gardée à Dublin.\n")
+FAQ_LINES = ("Questions fréquentes\n\n"
+             "Comment résilier mon abonnement ?\n"
+             "Ouvrez Réglages, puis Facturation, et choisissez « Arrêter le renouvellement ». Votre formule reste "
+             "active jusqu'à la fin du mois en cours.\n\n"
+             "Puis-je payer par virement ?\nOui : les virements SEPA sont acceptés pour les formules annuelles.\n\n"
+             "Où sont stockées mes données ?\n"
+             "Tous nos serveurs sont situés à Francfort, en Allemagne. Une copie chiffrée est gardée à Dublin.\n")
+FAQ_HEADINGS = ("# Help centre\n\n## How do I cancel my subscription?\n\nOpen Settings, then Billing, and choose "
+                "\"Stop renewal\". Your plan stays active until the end of the current month.\n\n"
+                "## Can I pay by bank transfer?\n\nYes. SEPA transfers are accepted for yearly plans.\n\n"
+                "## Where is my data stored?\n\nAll our servers are in Frankfurt, Germany. An encrypted copy is kept "
+                "in Dublin.\n")
 
 
-def test_an_faq_answer_is_quoted_whole_for_its_question_asked_in_other_words(tmp_path):
-    """Under an FAQ's question, the lines that follow answer it: asked in other words (or another
-    language), the answer is that FAQ answer, whole — "Votre formule reste active…" with the steps to
-    cancel — though its sentences repeat few of the user's words; what the FAQ does not say is refused."""
-    for reader, qa in with_and_without_reader(tmp_path, {"aide.txt": FAQ}):
-        for question, first, second in (
-                ("How do I cancel my subscription?", "Arrêter le renouvellement", "reste active"),
-                ("Comment arrêter ma formule ?", "Arrêter le renouvellement", "reste active"),
-                ("Where is my data kept?", "Francfort", "Dublin")):
+@pytest.mark.parametrize("name, text, asked", [
+    ("aide.txt", FAQ_LINES, [("How do I cancel my subscription?", "Arrêter le renouvellement", "reste active"),
+                             ("Comment arrêter ma formule ?", "Arrêter le renouvellement", "reste active"),
+                             ("Where is my data kept?", "Francfort", "Dublin")]),
+    ("support.md", FAQ_HEADINGS, [("How do I stop my subscription?", "Stop renewal", "stays active"),
+                                  ("Où sont gardées mes données ?", "Frankfurt", "Dublin"),
+                                  ("Can I pay with a bank transfer?", "SEPA", "SEPA")]),
+])
+def test_an_faq_answer_is_quoted_whole_for_its_question_asked_in_other_words(tmp_path, name, text, asked):
+    """Under an FAQ's question — a line of its own or a heading — the lines that follow answer it:
+    asked in other words (or another language), the answer is that FAQ answer, whole ("…stays
+    active until the end of the month" with the steps to cancel), though its sentences repeat few of
+    the user's words; what the FAQ does not say is refused."""
+    for reader, qa in with_and_without_reader(tmp_path, {name: text}):
+        for question, first, second in asked:
             answer = qa.ask(question)
             assert not answer.refused, (reader, question, answer.text)
             assert first in answer.citations[0].quote and second in answer.citations[0].quote, (reader, answer.text)

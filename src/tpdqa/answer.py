@@ -340,7 +340,8 @@ class ExtractiveAnswerer:
             return None
         sentences = [s for _, _, s in items]
         vectors = np.concatenate([v for found, v in units if found])
-        meaning = vectors @ normalise(self.embeddings.embed_query(question))[0]
+        asked = normalise(self.embeddings.embed_query(question))[0]
+        meaning = vectors @ asked
 
         question_words = content_words(question)
         sentence_words = [content_words(s) for s in sentences]
@@ -370,7 +371,7 @@ class ExtractiveAnswerer:
             typed = has_type(sentence, wanted, question_folded) if wanted else 0.0
             new_words = [w for w in ws if fold(w) not in question_folded]
             rows.append([
-                float(np.clip((cos - 0.05) / 0.55, 0.0, 1.0)),                  # meaning
+                meaning_feature(cos),                                            # meaning
                 _coverage(query_terms, cross_terms, terms),                      # stems of the question in it
                 float(matches.mean()) if matches.size else 0.0,                  # word matches (translations too)
                 float((matches >= EXACT).mean()) if matches.size else 0.0,       # exact words
@@ -386,11 +387,23 @@ class ExtractiveAnswerer:
         found = Candidates(items=items, features=np.array(rows, dtype=np.float32), meaning=meaning,
                            evidence=evidence, top=top, expansion=bool(_EXPANSION.search(question)),
                            measure=wanted in _MEASURES)
-        found.answers_to_questions(docs)
+        found.answers_to_questions(docs, self.heading_questions(docs, asked))
         if self._reader is not None and lang in self.reader_languages:
             with timed(timings, "reader"):  # a reader still loading is waited for here
                 self.read(question, docs, found, found.said_again(said) | found.asking)
         return found
+
+    def heading_questions(self, docs: list[Document], asked: np.ndarray) -> dict[int, float]:
+        """For each chunk (by rank) whose own heading is a question ("## How do I cancel my
+        subscription?" in a help page), that heading's cosine with the question ``asked`` (its
+        normalised vector); none: nothing embedded."""
+        headings = {rank: str(doc.metadata.get("section") or "").split(SECTION_SEP)[-1].strip()
+                    for rank, doc in enumerate(docs)}
+        headings = {rank: heading for rank, heading in headings.items() if _ASKS.search(heading)}
+        if not headings:
+            return {}
+        vectors = normalise(self.embeddings.embed_documents(list(headings.values())))
+        return {rank: float(vector @ asked) for rank, vector in zip(headings, vectors)}
 
     def read(self, question: str, docs: list[Document], found: Candidates, again: np.ndarray | None = None) -> None:
         """Adds the reader's columns (READER_FEATURES) to ``found``: it reads the first
@@ -427,6 +440,11 @@ class ExtractiveAnswerer:
             holds = float(reading.start < start + len(sentence) and reading.end > start)
             columns[row] = (holds, holds * margin, margin)
         found.features = np.concatenate([found.features, columns], axis=1)
+
+
+def meaning_feature(cosine: float) -> float:
+    """The sentence feature "meaning": a question's cosine with a sentence, scaled to 0-1."""
+    return float(np.clip((cosine - 0.05) / 0.55, 0.0, 1.0))
 
 
 def located(doc: Document, sentences: list[str]) -> list[int]:
@@ -476,6 +494,7 @@ class Candidates:
     readings: dict[int, Any] = field(default_factory=dict)  # the reader's Reading per chunk rank it read
     starts: np.ndarray | None = None  # with the reader: each sentence's offset in its chunk's text (-1: unread)
     under: np.ndarray | None = None  # the row of the question (alone on its line) a sentence answers, -1: none
+    headings: dict[int, float] = field(default_factory=dict)  # chunk rank -> its question heading's cosine
 
     @property
     def read(self) -> bool:
@@ -520,18 +539,23 @@ class Candidates:
         typed = self.features[:, SENTENCE_FEATURES.index("type_found")] > 0
         return np.array([bool(_ASKS.search(sentence)) for _, _, sentence in self.items], dtype=bool) & ~typed
 
-    def answers_to_questions(self, docs: list[Document]) -> None:
+    def answers_to_questions(self, docs: list[Document], headings: dict[int, float] | None = None) -> None:
         """The lines under a question that has a line of its own (an FAQ's "question: Can I return it?",
-        an interview's) answer it: each of their sentences takes that question's closeness to the
-        user's as its own meaning when it is higher. How close a user's question is to an FAQ's is the
-        first thing FAQ retrieval reads; the answer's own words need not repeat the user's ("What is
-        the return policy?" against "Unused products can be returned within 30 days…"). A question
-        inside a paragraph gives nothing: prose goes on about more than it asks. Sets ``under``."""
+        an interview's) or is the chunk's heading (``headings``: its cosine by chunk rank) answer it:
+        each of their sentences takes that question's closeness to the user's as its own meaning when
+        it is higher. How close a user's question is to an FAQ's is the first thing FAQ retrieval
+        reads; the answer's own words need not repeat the user's ("What is the return policy?" against
+        "Unused products can be returned within 30 days…"). A question inside a paragraph gives
+        nothing: prose goes on about more than it asks. Sets ``under``: the question each answers,
+        and ``headings``."""
         column = SENTENCE_FEATURES.index("meaning")
         self.under = np.full(len(self.items), -1)
+        self.headings = dict(headings or {})
         for rank, doc in enumerate(docs):
             rows = [row for row, item in enumerate(self.items) if item[0] == rank]
-            text, asked = doc.page_content, None
+            text = doc.page_content
+            # (an id for the question, its meaning): a heading's id follows every row's
+            asked = (len(self.items) + rank, meaning_feature(self.headings[rank])) if rank in self.headings else None
             for row, start in zip(rows, located(doc, [self.items[row][2] for row in rows])):
                 sentence = self.items[row][2]
                 if start < 0:
@@ -540,10 +564,10 @@ class Candidates:
                     (not text[start + len(sentence):].strip(" \t") or
                      text[start + len(sentence):].lstrip(" \t").startswith("\n"))
                 if self.asking[row]:
-                    asked = row if alone else None
+                    asked = (row, self.features[row, column]) if alone else None
                 elif asked is not None:
-                    self.under[row] = asked
-                    self.features[row, column] = max(self.features[row, column], self.features[asked, column])
+                    self.under[row] = asked[0]
+                    self.features[row, column] = max(self.features[row, column], asked[1])
 
     def not_asking(self, scores: np.ndarray) -> np.ndarray:
         """``scores`` with the sentences that ask a question put last, unless nothing else is left."""
@@ -631,7 +655,9 @@ class Candidates:
             reader = [max(scaled(r) for r in self.readings.values()), float(chosen[1])]
         return np.array([
             float(scores[best]),
-            float(self.meaning[self.top].max()) if self.top.any() else float(self.meaning.max()),
+            max([float(self.meaning[self.top].max()) if self.top.any() else float(self.meaning.max()),
+                 *(cosine for rank, cosine in self.headings.items()  # a question heading of an evidence chunk
+                   if any(top and r == rank for (r, _, _), top in zip(self.items, self.top)))]),
             float(evidence.mean()) if evidence.size else 0.0,                 # how well the question's words are met
             float(evidence.min()) if evidence.size else 0.0,                  # its worst-met word: a near miss names
             float((evidence < WORD_MISSING).mean()) if evidence.size else 1.0,  # something the passages never do
