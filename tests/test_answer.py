@@ -298,6 +298,14 @@ FAQ_HEADINGS = ("# Help centre\n\n## How do I cancel my subscription?\n\nOpen Se
                 "## Where is my data stored?\n\nAll our servers are in Frankfurt, Germany. An encrypted copy is kept "
                 "in Dublin.\n")
 
+FAQ_FOLDED = ("<html><head><title>Aide — Vélos Lumen</title></head><body><h1>Questions fréquentes</h1>"
+              "<details><summary>Quelle est l'autonomie de la batterie ?</summary><p>Une charge complète permet de "
+              "parcourir environ 80 kilomètres en mode Éco. La recharge complète prend cinq heures.</p></details>"
+              "<details><summary>Le vélo est-il garanti ?</summary><p>Le cadre est garanti à vie. La batterie et le "
+              "moteur sont garantis deux ans.</p></details>"
+              "<details><summary>Livrez-vous en Belgique ?</summary>Nous livrons en France, en Belgique et en Suisse. "
+              "Comptez trois à cinq jours ouvrés.</details></body></html>")
+
 
 @pytest.mark.parametrize("name, text, asked", [
     ("aide.txt", FAQ_LINES, [("How do I cancel my subscription?", "Arrêter le renouvellement", "reste active"),
@@ -306,17 +314,22 @@ FAQ_HEADINGS = ("# Help centre\n\n## How do I cancel my subscription?\n\nOpen Se
     ("support.md", FAQ_HEADINGS, [("How do I stop my subscription?", "Stop renewal", "stays active"),
                                   ("Où sont gardées mes données ?", "Frankfurt", "Dublin"),
                                   ("Can I pay with a bank transfer?", "SEPA", "SEPA")]),
+    ("aide.html", FAQ_FOLDED, [("Combien de kilomètres peut-on faire avec une charge ?", "80 kilomètres", "cinq heures"),
+                               ("How long is the warranty on the frame?", "garanti à vie", "deux ans"),
+                               ("Do you deliver to Belgium?", "en Belgique", "jours ouvrés")]),
 ])
 def test_an_faq_answer_is_quoted_whole_for_its_question_asked_in_other_words(tmp_path, name, text, asked):
-    """Under an FAQ's question — a line of its own or a heading — the lines that follow answer it:
-    asked in other words (or another language), the answer is that FAQ answer, whole ("…stays
-    active until the end of the month" with the steps to cancel), though its sentences repeat few of
-    the user's words; what the FAQ does not say is refused."""
+    """Under an FAQ's question — a line of its own, a heading, a web page's folded <summary> — the
+    lines that follow answer it: asked in other words (or another language), the answer is that FAQ
+    answer, whole ("…stays active until the end of the month" with the steps to cancel) and alone
+    (no sentence of the answer beside it), though its sentences repeat few of the user's words; what
+    the FAQ does not say is refused."""
     for reader, qa in with_and_without_reader(tmp_path, {name: text}):
         for question, first, second in asked:
             answer = qa.ask(question)
             assert not answer.refused, (reader, question, answer.text)
-            assert first in answer.citations[0].quote and second in answer.citations[0].quote, (reader, answer.text)
+            quote = answer.citations[0].quote
+            assert first in quote and second in quote and "…" not in quote, (reader, answer.text)
         assert qa.ask("Quel est le prix de l'abonnement ?").refused, reader
 
 

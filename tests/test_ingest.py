@@ -260,6 +260,21 @@ def test_a_definition_keeps_its_term_and_markdown_code_and_quotes_lose_their_mar
     assert texts["notes.md"] == "Run it with:\n\nkubectl apply -f deploy.yaml\n\nNote: staging is rebuilt every Sunday."
 
 
+def test_an_faq_pages_questions_are_kept_on_lines_of_their_own(tmp_path):
+    """A web FAQ folds its answers under <details>' <summary> (its questions were lost: only the
+    answers were read) or lists them in a <dl>: each question is a block, its answer the next one,
+    whether in a <p> or bare; a glossary's term still reads beside its definition."""
+    (tmp_path / "faq.html").write_text(
+        "<html><body><h1>FAQ</h1><details><summary>Do you ship <b>abroad</b>?</summary><p>Yes, to Belgium.</p>"
+        "</details><details><summary>How long does delivery take?</summary>Five days.</details>"
+        "<dl><dt>Can I pay in instalments?</dt><dd>Yes, in three payments.</dd><dt>Latency</dt>"
+        "<dd>The time a request takes.</dd></dl></body></html>")
+    [doc] = load_folder(tmp_path).documents
+    assert doc.page_content == ("Do you ship abroad?\n\nYes, to Belgium.\n\nHow long does delivery take?\n\nFive days."
+                                "\n\nCan I pay in instalments?\n\nYes, in three payments.\n\n"
+                                "Latency: The time a request takes.")
+
+
 def test_the_language_guesser_reads_from_its_uncompressed_copy_as_from_the_shipped_model(tmp_path, monkeypatch):
     """py3langid's model ships LZMA-compressed (up to 1.6 s of a cold ``tpdqa ask``): tpdqa keeps the
     French and English part uncompressed in its model cache, made again when damaged; every guess

@@ -613,16 +613,16 @@ class Candidates:
         The best sentence misses the answer most often by one sentence (the next one says
         the name, the previous one the figure), and a list question may need two; taking
         them from the same passage keeps one citation and its precision. A table row is
-        whole (its label and headers are on its line): it is quoted alone. The sentences that answer
-        one question of the document (an FAQ's answer, :meth:`answers_to_questions`) come together,
-        however far apart their scores."""
+        whole (its label and headers are on its line): it is quoted alone. A sentence that answers one
+        question of the document (an FAQ's answer, :meth:`answers_to_questions`) comes with the others
+        of that answer, however far apart their scores, and with no sentence of another answer."""
         if is_row(self.items[best][2]):
             return [best]
         rank = self.items[best][0]
         asked = self.under[best] if self.under is not None else -1
         others = [int(i) for i in np.argsort(-scores, kind="stable")
-                  if i != best and self.items[i][0] == rank and (scores[i] >= scores[best] - SECOND_SENTENCE_MARGIN
-                                                                 or asked >= 0 and self.under[i] == asked)]
+                  if i != best and self.items[i][0] == rank and (self.under[i] == asked if asked >= 0 else
+                                                                 scores[i] >= scores[best] - SECOND_SENTENCE_MARGIN)]
         return sorted([best, *others[: max_sentences - 1]])
 
     def passage_order(self, n: int) -> list[int]:
@@ -828,7 +828,8 @@ _MEASURES = {
     "money": (re.compile(r"\bhow much (?:\w+ ){0,6}?(?:cost|costs|costed|pay|pays|paid|charge|charges|charged|spend|"
                          r"spent|earn|earns|earned|sell for|sold for|money)\b|"
                          r"\bhow much (?:is|was|are|were) (?:the |a |an )?(?:\w+ ){0,3}?(?:fees?|price|cost|fares?|"
-                         r"salary|wages?|rent|tickets?|tuition)\b|"
+                         r"salary|wages?|rent|tickets?|tuition|subscriptions?|memberships?|plans?|licen[cs]es?|"
+                         r"admission|passes|pass)\b|"
                          r"\bwhat (?:is|was|are|were|will be|would be) (?:the |a |an |its |their |his |her )?(?:\w+ ){0,2}?"
                          r"(?:cost|costs|price|prices|salary|salaries|wages?|fees?|fares?|budget|revenue)\b|"
                          r"\bcombien (?:[\w'’-]+ ){0,4}?(?:co[uû]t\w*|pa(?:y[eéèa]|ie)\w*|dépens\w*|gagn\w*|vaut|valait|"

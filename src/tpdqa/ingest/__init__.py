@@ -41,7 +41,7 @@ from tpdqa.ingest.pdf import reflow_pdf  # noqa: E402 - re-exported, after the r
 
 SUPPORTED_SUFFIXES = tuple(sorted(FORMATS))
 # Bump when loading or chunking changes what an unchanged file yields: the next sync reads every file again.
-INGEST_VERSION = 6
+INGEST_VERSION = 7
 
 __all__ = ["SUPPORTED_SUFFIXES", "INGEST_VERSION", "SECTION_SEP", "DEFAULT_COLLECTION", "FileError", "LoadedFolder",
            "ParagraphSentenceSplitter", "Section", "UnusableFile", "chunk_body", "chunk_documents",

@@ -8,7 +8,7 @@ from tpdqa.ingest.base import Section, UnusableFile, decode_text, keyed_rows, re
 
 _BOILERPLATE = re.compile(r"cookie|consent|gdpr|banner|newsletter|share|social|advert|promo|breadcrumb|sidebar|"
                           r"menu|popup|modal|related|comment", re.IGNORECASE)
-_BLOCKS = ["p", "li", "dd", "dt", "blockquote", "pre", "td", "th", "figcaption", "caption"]
+_BLOCKS = ["p", "li", "dd", "dt", "blockquote", "pre", "td", "th", "figcaption", "caption", "summary"]
 _HEADINGS = ["h1", "h2", "h3", "h4", "h5", "h6"]
 
 
@@ -16,7 +16,8 @@ _HEADINGS = ["h1", "h2", "h3", "h4", "h5", "h6"]
 def read_html(data: bytes):
     """Main content only: the page's <main>/<article> when it has one, never nav, header,
     footer, aside, forms, scripts or cookie banners; a block's text is read whole, so
-    inline tags (<b>, <a>) never cut a sentence; <h1>-<h6> make the section path."""
+    inline tags (<b>, <a>) never cut a sentence; <h1>-<h6> make the section path. A folded
+    <details>' <summary> is a block (an FAQ's question: it was lost), and its answer another."""
     from bs4 import BeautifulSoup
 
     soup = BeautifulSoup(decode_text(data), "html.parser")
@@ -45,9 +46,20 @@ def read_html(data: bytes):
             blocks.clear()
 
     term: str | None = None  # the <dt> just read, whose <dd> follows
-    for element in root.find_all([*_HEADINGS, *_BLOCKS, "div", "section", "table"]):
-        if element.find_parent(_BLOCKS) is not None:  # a <p> inside an <li>: read with its parent
-            continue
+    read_whole = set()  # the <summary> of a <details> read with it
+    for element in root.find_all([*_HEADINGS, *_BLOCKS, "div", "section", "details", "table"]):
+        if element.find_parent(_BLOCKS) is not None or id(element) in read_whole:  # a <p> inside an <li>: read
+            continue  # with its parent
+        if element.name == "details":
+            summary = element.find("summary")
+            if element.find([*_HEADINGS, *(b for b in _BLOCKS if b != "summary"), "div", "section", "table"]):
+                continue  # its blocks are read one by one, its <summary> among them
+            if summary is not None:  # "<summary>Do you ship abroad?</summary>Yes, to…": two blocks
+                read_whole.add(id(summary))
+                asked = " ".join(summary.get_text().split())
+                summary.extract()
+                blocks.extend(filter(None, [asked, " ".join(element.get_text().split())]))
+                continue
         if element.find_parent("table") is not None:  # read with its table
             continue
         if element.name == "table":  # each row beside the column headers
@@ -63,9 +75,9 @@ def read_html(data: bytes):
         text = " ".join(element.get_text().split())  # inline tags add no space: the source's own spacing
         if not text:
             continue
-        if element.name == "dd" and term is not None and blocks and blocks[-1] == term:
+        if element.name == "dd" and term is not None and blocks and blocks[-1] == term and not term.endswith("?"):
             blocks[-1] = f"{term.rstrip(' :')}: {text}"  # a definition beside its term: "Latency: The time…"
-            continue
+            continue  # (an FAQ's question stays a line of its own, above its answer)
         term = text if element.name == "dt" else None
         if element.name in _HEADINGS:
             flush()
