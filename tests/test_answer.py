@@ -307,18 +307,19 @@ FAQ_FOLDED = ("<html><head><title>Aide — Vélos Lumen</title></head><body><h1>
               "Comptez trois à cinq jours ouvrés.</details></body></html>")
 
 
-@pytest.mark.parametrize("name, text, asked", [
+@pytest.mark.parametrize("name, text, asked, near", [
     ("aide.txt", FAQ_LINES, [("How do I cancel my subscription?", "Arrêter le renouvellement", "reste active"),
                              ("Comment arrêter ma formule ?", "Arrêter le renouvellement", "reste active"),
-                             ("Where is my data kept?", "Francfort", "Dublin")]),
+                             ("Where is my data kept?", "Francfort", "Dublin")], ["Quel est le prix de l'abonnement ?"]),
     ("support.md", FAQ_HEADINGS, [("How do I stop my subscription?", "Stop renewal", "stays active"),
                                   ("Où sont gardées mes données ?", "Frankfurt", "Dublin"),
-                                  ("Can I pay with a bank transfer?", "SEPA", "SEPA")]),
+                                  ("Can I pay with a bank transfer?", "SEPA", "SEPA")],
+     ["Quel est le prix de l'abonnement ?", "How much is the yearly plan?"]),  # a price: not the plan's SEPA line
     ("aide.html", FAQ_FOLDED, [("Combien de kilomètres peut-on faire avec une charge ?", "80 kilomètres", "cinq heures"),
                                ("How long is the warranty on the frame?", "garanti à vie", "deux ans"),
-                               ("Do you deliver to Belgium?", "en Belgique", "jours ouvrés")]),
+                               ("Do you deliver to Belgium?", "en Belgique", "jours ouvrés")], ["Quel est le prix du vélo ?"]),
 ])
-def test_an_faq_answer_is_quoted_whole_for_its_question_asked_in_other_words(tmp_path, name, text, asked):
+def test_an_faq_answer_is_quoted_whole_for_its_question_asked_in_other_words(tmp_path, name, text, asked, near):
     """Under an FAQ's question — a line of its own, a heading, a web page's folded <summary> — the
     lines that follow answer it: asked in other words (or another language), the answer is that FAQ
     answer, whole ("…stays active until the end of the month" with the steps to cancel) and alone
@@ -330,7 +331,8 @@ def test_an_faq_answer_is_quoted_whole_for_its_question_asked_in_other_words(tmp
             assert not answer.refused, (reader, question, answer.text)
             quote = answer.citations[0].quote
             assert first in quote and second in quote and "…" not in quote, (reader, answer.text)
-        assert qa.ask("Quel est le prix de l'abonnement ?").refused, reader
+        for question in near:
+            assert qa.ask(question).refused, (reader, question)
 
 
 def with_and_without_reader(tmp_path, files: dict[str, str]):
