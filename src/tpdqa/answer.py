@@ -493,7 +493,7 @@ class Candidates:
     measure: bool = False  # the question asks for a price, a weight, a length or an area (expected_type)
     readings: dict[int, Any] = field(default_factory=dict)  # the reader's Reading per chunk rank it read
     starts: np.ndarray | None = None  # with the reader: each sentence's offset in its chunk's text (-1: unread)
-    under: np.ndarray | None = None  # the row of the question (alone on its line) a sentence answers, -1: none
+    under: np.ndarray | None = None  # the FAQ question a sentence answers: its row, or past every row a heading; -1
     headings: dict[int, float] = field(default_factory=dict)  # chunk rank -> its question heading's cosine
 
     @property
