@@ -386,8 +386,8 @@ class ExtractiveAnswerer:
             ])
         found = Candidates(items=items, features=np.array(rows, dtype=np.float32), meaning=meaning,
                            evidence=evidence, top=top, expansion=bool(_EXPANSION.search(question)),
-                           measure=wanted in _MEASURES)
-        found.answers_to_questions(docs, self.heading_questions(docs, asked))
+                           measure=wanted in _MEASURES, headings=self.heading_questions(docs, asked))
+        found.answers_to_questions(docs)
         if self._reader is not None and lang in self.reader_languages:
             with timed(timings, "reader"):  # a reader still loading is waited for here
                 self.read(question, docs, found, found.said_again(said) | found.asking)
@@ -419,10 +419,7 @@ class ExtractiveAnswerer:
         if not docs or is_table(docs[0]):
             return
         read = min(READ_CHUNKS, len(docs))
-        found.starts = np.full(len(found.items), -1)
-        for rank in range(read):
-            rows = [row for row, item in enumerate(found.items) if item[0] == rank]
-            found.starts[rows] = located(docs[rank], [found.items[row][2] for row in rows])
+        found.starts = np.where([rank < read for rank, _, _ in found.items], found.offsets, -1)
         skip: list[list[tuple[int, int]]] = [[] for _ in range(read)]
         for row in np.flatnonzero(again) if again is not None else []:
             rank, _, sentence = found.items[row]
@@ -445,6 +442,13 @@ class ExtractiveAnswerer:
 def meaning_feature(cosine: float) -> float:
     """The sentence feature "meaning": a question's cosine with a sentence, scaled to 0-1."""
     return float(np.clip((cosine - 0.05) / 0.55, 0.0, 1.0))
+
+
+def on_its_own_line(text: str, start: int, end: int) -> bool:
+    """Whether ``text[start:end]`` has its line to itself (spaces and tabs aside)."""
+    after = text.find("\n", end)
+    return not text[text.rfind("\n", 0, start) + 1:start].strip(" \t") and \
+        not text[end:after if after >= 0 else len(text)].strip(" \t")
 
 
 def located(doc: Document, sentences: list[str]) -> list[int]:
@@ -492,7 +496,8 @@ class Candidates:
     expansion: bool = False  # the question asks what an acronym stands for
     measure: bool = False  # the question asks for a price, a weight, a length or an area (expected_type)
     readings: dict[int, Any] = field(default_factory=dict)  # the reader's Reading per chunk rank it read
-    starts: np.ndarray | None = None  # with the reader: each sentence's offset in its chunk's text (-1: unread)
+    offsets: np.ndarray | None = None  # each sentence's offset in its chunk's text (-1: not found)
+    starts: np.ndarray | None = None  # with the reader: the offsets of the sentences of chunks it read (-1: unread)
     under: np.ndarray | None = None  # the FAQ question a sentence answers: its row, or past every row a heading; -1
     headings: dict[int, float] = field(default_factory=dict)  # chunk rank -> its question heading's cosine
 
@@ -539,31 +544,29 @@ class Candidates:
         typed = self.features[:, SENTENCE_FEATURES.index("type_found")] > 0
         return np.array([bool(_ASKS.search(sentence)) for _, _, sentence in self.items], dtype=bool) & ~typed
 
-    def answers_to_questions(self, docs: list[Document], headings: dict[int, float] | None = None) -> None:
+    def answers_to_questions(self, docs: list[Document]) -> None:
         """The lines under a question that has a line of its own (an FAQ's "question: Can I return it?",
         an interview's) or is the chunk's heading (``headings``: its cosine by chunk rank) answer it:
         each of their sentences takes that question's closeness to the user's as its own meaning when
         it is higher. How close a user's question is to an FAQ's is the first thing FAQ retrieval
         reads; the answer's own words need not repeat the user's ("What is the return policy?" against
         "Unused products can be returned within 30 days…"). A question inside a paragraph gives
-        nothing: prose goes on about more than it asks. Sets ``under``: the question each answers,
-        and ``headings``."""
+        nothing: prose goes on about more than it asks. Sets ``offsets`` and ``under``: the question
+        each answers."""
         column = SENTENCE_FEATURES.index("meaning")
+        self.offsets = np.full(len(self.items), -1)
         self.under = np.full(len(self.items), -1)
-        self.headings = dict(headings or {})
         for rank, doc in enumerate(docs):
             rows = [row for row, item in enumerate(self.items) if item[0] == rank]
-            text = doc.page_content
+            self.offsets[rows] = located(doc, [self.items[row][2] for row in rows])
             # (an id for the question, its meaning): a heading's id follows every row's
             asked = (len(self.items) + rank, meaning_feature(self.headings[rank])) if rank in self.headings else None
-            for row, start in zip(rows, located(doc, [self.items[row][2] for row in rows])):
-                sentence = self.items[row][2]
+            for row in rows:
+                start = int(self.offsets[row])
                 if start < 0:
                     continue
-                alone = (not text[:start].strip(" \t") or text[:start].rstrip(" \t").endswith("\n")) and \
-                    (not text[start + len(sentence):].strip(" \t") or
-                     text[start + len(sentence):].lstrip(" \t").startswith("\n"))
                 if self.asking[row]:
+                    alone = on_its_own_line(doc.page_content, start, start + len(self.items[row][2]))
                     asked = (row, self.features[row, column]) if alone else None
                 elif asked is not None:
                     self.under[row] = asked[0]
@@ -648,6 +651,7 @@ class Candidates:
         others = np.delete(scores, best)
         margin = float(scores[best] - others.max()) if others.size else 3.0
         evidence = self.evidence
+        evidence_ranks = {rank for (rank, _, _), top in zip(self.items, self.top) if top}
         row = dict(zip(SENTENCE_FEATURES, self.features[best]))
         reader = []
         if self.read:  # the best margin of any chunk read, and the one the best sentence holds
@@ -656,8 +660,7 @@ class Candidates:
         return np.array([
             float(scores[best]),
             max([float(self.meaning[self.top].max()) if self.top.any() else float(self.meaning.max()),
-                 *(cosine for rank, cosine in self.headings.items()  # a question heading of an evidence chunk
-                   if any(top and r == rank for (r, _, _), top in zip(self.items, self.top)))]),
+                 *(cosine for rank, cosine in self.headings.items() if rank in evidence_ranks)]),  # question headings
             float(evidence.mean()) if evidence.size else 0.0,                 # how well the question's words are met
             float(evidence.min()) if evidence.size else 0.0,                  # its worst-met word: a near miss names
             float((evidence < WORD_MISSING).mean()) if evidence.size else 1.0,  # something the passages never do
