@@ -232,7 +232,10 @@ class ExtractiveAnswerer:
             missing = [name for name in missing if all(name in names for names in unnamed.values())] or missing
             return Answer.refusal(question, lang, retrieved, unnamed=missing)
         scores = found.not_asking(found.not_again(found.sentence_scores(), said))
-        elsewhere = found.from_sources({source for source, names in (unnamed or {}).items() if names})
+        another, untold = found.another_of(question)
+        if untold:  # "the third flight" of a page that tells a first and a second
+            return Answer.refusal(question, lang, retrieved, unnamed=untold)
+        elsewhere = found.from_sources({source for source, names in (unnamed or {}).items() if names}) | another
         scores = put_last(scores, elsewhere)
         best = found.best(scores, elsewhere)
         support = found.answer_probability(best, scores)
@@ -283,10 +286,11 @@ class ExtractiveAnswerer:
         under the Channel" in a folder that only has a bridge's cost — is answered from no file,
         and a name's file is preferred to the files that only share its topic. Files in
         another language are never held to it (Korea is Corée there; a French page that says
-        "French and Indian War" writes its people "Français")."""
+        "French and Indian War" writes its people "Français"), but to a year, which every language
+        writes alike."""
         names = question_names(question)
         same = {str(doc.metadata.get("source", "")): doc.metadata.get("lang", lang) == lang for doc in docs}
-        if not names or self.lexicon is None or not any(same.values()):
+        if not names or self.lexicon is None or not (any(same.values()) or any(name.isdigit() for name in names)):
             return None
         # A retrieved passage that says the name answers for its file; the index is asked only
         # for the others (a name in 1,000 chunks takes it 5-9 ms at 163k chunks).
@@ -304,7 +308,8 @@ class ExtractiveAnswerer:
                 naming[name] = self.lexicon.sources_naming(name)
             return naming[name] is not None and source not in naming[name]
 
-        return {source: [name for name in names if held and lacks(source, name)] for source, held in same.items()}
+        return {source: [name for name in names if (held or name.isdigit()) and lacks(source, name)]
+                for source, held in same.items()}
 
     def row_span(self, question: str, lang: str, quoted: list[str], timings: dict[str, float] | None,
                  doc: Document) -> tuple[int, int] | None:
@@ -591,6 +596,24 @@ class Candidates:
                           for told, (_, _, sentence) in zip(self.told(said), self.items)], dtype=bool)
         return again if not again.all() else np.zeros(len(self.items), dtype=bool)
 
+    def another_of(self, question: str) -> tuple[np.ndarray, list[str]]:
+        """Which sentences tell of another one of what the question sets apart (:func:`qualified`) and not of
+        the one asked for: "When did the second flight fail?" is not answered by "The first flight carried…";
+        and the question's words for those no sentence tells while one tells another of the same thing: "the
+        third flight" of passages that tell a first and a second, "the men's slalom" of a women's slalom."""
+        asked = qualified(question)
+        if not asked:
+            return np.zeros(len(self.items), dtype=bool), []
+        told = [qualified(sentence) for _, _, sentence in self.items]
+        another = np.array([any(key not in said and any(k[0] == key[0] and k[2] == key[2] and k[1] != key[1]
+                                                        for k in said) for key in asked) for said in told], dtype=bool)
+        said = {key for keys in told for key in keys}
+        # a word said without its noun may still be the one asked for ("early in the fourth, …")
+        members = {_CONTRASTS[w.lower()] for _, _, sentence in self.items for w in _CONTRAST_WORD.findall(sentence)}
+        untold = [words_ for key, words_ in asked.items()
+                  if key[:2] not in members and any(k[0] == key[0] and k[2] == key[2] for k in said)]
+        return another, untold
+
     def from_sources(self, sources: set[str]) -> np.ndarray:
         """Which sentences come from these files."""
         return np.array([str(doc.metadata.get("source", "")) in sources for _, doc, _ in self.items], dtype=bool)
@@ -757,12 +780,15 @@ _WORD_TOKEN = re.compile(r"[^\W\d_][\w’'-]*")
 def question_names(question: str) -> list[str]:
     """The names a question asks about: its capitalised words but the first ("Combien a coûté
     le tunnel sous la Manche ?" -> ["Manche"]), elisions off ("l'Aveyron" -> "Aveyron"),
-    stopwords, words of two letters and Roman numerals ("XIXe") out.
+    stopwords, words of two letters and Roman numerals ("XIXe") out; and a year that names an
+    edition ("the 2022 Games"), not one the question is placed in ("in 1941").
 
         >>> question_names("How tall is the Eiffel Tower in Paris?")
         ['Eiffel', 'Tower', 'Paris']
         >>> question_names("Au XVIIIe siècle, qui gouvernait Lille ?")
         ['Lille']
+        >>> question_names("How much did the 2022 Games cost?"), question_names("Who ruled in 1941?")
+        (['Games', '2022'], [])
     """
     stop = _stopwords()
     found = []
@@ -771,7 +797,51 @@ def question_names(question: str) -> list[str]:
         if (i and len(word) > 2 and word[:1].isupper() and fold(word) not in stop and word.lower() not in QUESTION_WORDS
                 and not _ROMAN.match(word)):
             found.append(word)
+    # A year that names an edition ("the 2022 Games", "la Coupe du monde 2018") is a name too; one that
+    # places the question in time ("en 1941", "in the 1990s", "after 1965") may be inferred from a range
+    # that never writes it ("de 1939 à 1942"), so it is not held to
+    found += [m.group(1) for m in _YEAR.finditer(question) if not _TIME_FRAME.search(question, 0, m.start())]
     return list(dict.fromkeys(found))
+
+
+# not a count: "the 1500 soldiers", "les 2000 habitants" (a plural after it)
+def qualified(text: str) -> dict[tuple[int, int, str], str]:
+    """What a text sets apart from others of its kind, as (contrast, member, noun) -> its words: a rank
+    ("the second flight", "le deuxième vol" and "le second vol" alike), a sex ("the men's slalom"), a
+    point of the compass ("northern France"), an extreme ("the lowest court"); the noun folded, without a
+    plural's s.
+
+        >>> sorted(qualified("The first flight carried three satellites; the 2nd flights and the women's race failed."))
+        [(0, 0, 'flight'), (0, 1, 'flight'), (1, 1, 'race')]
+    """
+    stop = _stopwords()
+    found: dict[tuple[int, int, str], str] = {}
+    for match in _QUALIFIED.finditer(text):
+        noun = fold(match.group(2).lower())
+        if noun not in stop:
+            key = (*_CONTRASTS[match.group(1).lower()], noun[:-1] if noun.endswith(("s", "x")) else noun)
+            found.setdefault(key, match.group(0))
+    return found
+
+
+# Each contrast: its members, each the words (French and English) that say it; a word -> (contrast, member).
+_CONTRASTS = {word: (contrast, member) for contrast, members in enumerate([
+    ["first premier première premiers premières 1st 1er 1re", "second seconde seconds secondes deuxième 2nd 2e",
+     "third troisième 3rd 3e", "fourth quatrième 4th 4e", "fifth cinquième 5th 5e", "sixth sixième 6th 6e",
+     "seventh septième 7th 7e", "eighth huitième 8th 8e", "ninth neuvième 9th 9e", "tenth dixième 10th 10e"],
+    ["men's men male boys masculin masculine masculins hommes", "women's women female girls féminin féminine féminins femmes"],
+    ["north northern nord", "south southern sud", "east eastern", "west western ouest"],
+    ["upper supérieur supérieure", "lower inférieur inférieure"], ["inner intérieur intérieure", "outer extérieur extérieure"],
+    ["minimum minimal minimale", "maximum maximal maximale"], ["junior juniors", "senior seniors"],
+    ["largest biggest", "smallest"], ["highest", "lowest"], ["oldest eldest", "youngest newest"]])
+    for member, words_ in enumerate(members) for word in words_.split()}
+_CONTRAST_WORD = re.compile(r"(?<![\w'’])(" + "|".join(sorted(map(re.escape, _CONTRASTS), key=len, reverse=True))
+                            + r")(?![\w'’])", re.IGNORECASE)
+_QUALIFIED = re.compile(_CONTRAST_WORD.pattern + r"\s+([^\W\d_][\w'’-]{2,})", re.IGNORECASE)
+_YEAR = re.compile(r"(?<![\d,.])\b(1[5-9]\d{2}|20\d{2})\b(?![\d,.]\d)(?!\s+[a-zà-ÿ]+[sx]\b)")
+_TIME_FRAME = re.compile(r"\b(?:in|en|during|durant|pendant|after|après|before|avant|since|depuis|until|till|jusqu['’]en|"
+                         r"jusqu['’]à|from|de|dès|à partir de|années|early|late|mid|début|fin|vers|around|circa|between|"
+                         r"entre|and|et|to|à|au|or|ou|by|par|pre|post|through|\d{4},?)[\s–-]+$", re.IGNORECASE)
 
 
 # "XVIIIe siècle", "Louis XlV" (a typo is still a numeral); a well-formed numeral: "Lille", "Mille" and "Civil" are words
@@ -795,7 +865,10 @@ _TYPE_PATTERNS = {
                          r"quel(le)?s? (est|sont|était|étaient)? ?(le |la |l')?(nombre|pourcentage|montant|taille|âge|"
                          r"superficie|population|proportion|part|profondeur|longueur|hauteur|largeur|distance|poids|"
                          r"vitesse)|à quel âge|quel âge|à quelle (profondeur|hauteur|distance|vitesse)|"
-                         r"price|cost|budget|salary|population|prix|coût|salaire)\b", re.IGNORECASE),
+                         # a price named without "how much" asks for one unless the question asks when, who,
+                         # why or how: "When did the price of oil fall?" wants a date
+                         r"^(?!.*\b(?:when|who|whom|why|how|where|quand|qui|pourquoi|comment|où)\b).*?\b"
+                         r"(?:price|cost|budget|salary|population|prix|coût|salaire))\b", re.IGNORECASE),
     "date": re.compile(r"\b(when|what (year|date|century|decade|month|day|time)|in (which|what) (year|century|decade)|"
                        r"quand|en quelle (année|période)|(quelle|à quelle) (date|année|époque|période)|quel (siècle|"
                        r"jour|mois)|depuis quand|jusqu'à quand|since when)\b", re.IGNORECASE),
@@ -828,15 +901,19 @@ _QUANTITY = (r"(?P<quantity>(?:\d[\d\s.,]*|\b" + _COUNT_WORDS + r"\b)(?:[\s-]+(?
              + r"|millions?|milliards?|billions?|thousands?|milliers?|of|de|d['’])\b)*)\s*")
 _MEASURES = {
     # first: "Combien coûte le trajet de 50 km ?" asks for a price
-    "money": (re.compile(r"\bhow much (?:\w+ ){0,6}?(?:cost|costs|costed|pay|pays|paid|charge|charges|charged|spend|"
-                         r"spent|earn|earns|earned|sell for|sold for|money)\b|"
+    "money": (re.compile(r"\bhow much (?:\w+ ){0,8}?(?:cost|costs|costed|pay|pays|paid(?! leave| holidays?| vacation| time"
+                         r"| days?)|charge|charges|charged|spend|spent|earn|earns|earned|sell for|sold for|money|refund|"
+                         r"refunds|refunded|reimburse|reimburses|reimbursed)\b|"
                          r"\bhow much (?:is|was|are|were) (?:the |a |an )?(?:\w+ ){0,3}?(?:fees?|price|cost|fares?|"
                          r"salary|wages?|rent|tickets?|tuition|subscriptions?|memberships?|plans?|licen[cs]es?|"
                          r"admission|passes|pass)\b|"
                          r"\bwhat (?:is|was|are|were|will be|would be) (?:the |a |an |its |their |his |her )?(?:\w+ ){0,2}?"
                          r"(?:cost|costs|price|prices|salary|salaries|wages?|fees?|fares?|budget|revenue)\b|"
-                         r"\bcombien (?:[\w'’-]+ ){0,4}?(?:co[uû]t\w*|pa(?:y[eéèa]|ie)\w*|dépens\w*|gagn\w*|vaut|valait|"
-                         r"d['’]argent)|"
+                         # "combien de jours de congés payés" counts days: "combien de/d'" + a thing is a count
+                         # unless the thing is money ("combien d'argent", "combien d'euros")
+                         r"\bcombien (?!d(?:e |['’])(?!argent|euros?|dollars?|francs?|livres?)\w)"
+                         r"(?:[\w'’-]+ ){0,4}?(?:co[uû]t\w*|pa(?:y[eéèa]|ie)\w*|dépens\w*|gagn\w*|vaut|valait|"
+                         r"rembours\w*|d['’]argent)|"
                          r"\bquel(?:le)?s? (?:est|était|sont|étaient|fut|sera|serait) (?:le |la |les |l['’]|son |sa |ses |leur )?"
                          r"(?:\w+ )?(?:prix|coût|coûts|montant|salaires?|budget|tarifs?|rémunération|recettes?|dépenses?)\b|"
                          r"\bà combien s['’](?:élève|élevait|élevaient|élèvent|est élevé)", re.IGNORECASE),
@@ -855,16 +932,23 @@ _MEASURES = {
              re.compile(_QUANTITY + r"((?<=\d)t|(?<=\d )t|(?<=\d)g|(?<=\d )g|kg|mg|lbs?|oz|tonnes?|tons?|kilos?|"
                         r"kilogrammes?|kilograms?|grammes?|grams?|livres|pounds?|ounces?|onces?|quintaux|carats?)(?!\w)",
                         re.IGNORECASE)),
-    "length": (re.compile(r"\b(tall|taller|height|how high|length|how far|distance|how deep|depth|how wide|width|"
-                          r"hauteur|haut|haute|longueur|mesure\w*|profond\w*|profondeur|largeur|altitude|"
-                          r"éloignée?s?|km|kilomètres?|kilometers?|kilometres?|miles)\b",
-                          re.IGNORECASE),
-               re.compile(_QUANTITY + r"((?<=\d)m|(?<=\d )m|km|cm|mm|ft|mi|mètres?|metres?|meters?|kilomètres?|"
-                          r"kilometres?|kilometers?|centimètres?|centimeters?|millimètres?|millimeters?|miles?|feet|"
-                          r"foot|pieds?|pouces?|inches?|yards?|lieues?)(?!\w)", re.IGNORECASE)),
-    "area": (re.compile(r"\b(superficie|acreage|(?:total|surface|land) area|area (?:of|is|was|does it cover))\b",
+    "area": (re.compile(r"\b(superficie|acreage|(?:total|surface|land) area|area (?:of|is|was|does it cover)|"
+                        r"(?:how many|combien de|combien d['’]) (?:square \w+|acres|hectares|km²|m²|km2|m2|"
+                        r"(?:kilo)?mètres carrés))(?!\w)",
                         re.IGNORECASE),
              re.compile(_QUANTITY + r"(km²|m²|km2|m2|ha|hectares?|acres?|square|carrés?)(?!\w)", re.IGNORECASE)),
+    "length": (re.compile(r"\b(tall|taller|height|how high|length|how far|distance|how deep|depth|how wide|width|"
+                          r"hauteur|haut|haute|longueur|mesure\w*|profond\w*|profondeur|largeur|altitude|"
+                          # a unit is asked for right after "how many" ("how many kilometres long"); elsewhere
+                          # it is a rate's ("refunded per kilometre") or a count's place ("species in one square
+                          # kilometre")
+                          r"éloignée?s?|(?:how many|combien de|in|en) (?:km|kilomètres?|kilometers?|kilometres?|"
+                          r"miles|mètres|metres|meters|feet|pieds)(?! carrés| squared|²))\b",
+                          re.IGNORECASE),
+               re.compile(_QUANTITY + r"((?<=\d)m|(?<=\d )m|km|cm|mm|nm|µm|ft|mi|mètres?|metres?|meters?|kilomètres?|"
+                          r"nanomètres?|nanometres?|nanometers?|micromètres?|micrometres?|micrometers?|microns?|"
+                          r"kilometres?|kilometers?|centimètres?|centimeters?|millimètres?|millimeters?|miles?|feet|"
+                          r"foot|pieds?|pouces?|inches?|yards?|lieues?)(?!\w)", re.IGNORECASE)),
 }
 
 
@@ -889,9 +973,25 @@ def has_type(sentence: str, kind: str, question_words: set[str]) -> float:
     pattern, group = _HOLDS[kind]
     for match in pattern.finditer(sentence):
         said = [w for w in words(match.group(group)) if group != "quantity" or _NUMBER.search(w)]
-        if not any(fold(w) in question_words for w in said):
+        if not any(fold(w) in question_words for w in said) and not names_it(sentence, match.start(), question_words):
             return 1.0
     return 0.0
+
+
+_NAMED_BEFORE = re.compile(r"\b([A-ZÀ-Ý][\w’'-]*?)[\s-]\d*$")  # the figure's first digits too: "Apollo 1|1"
+
+
+def names_it(sentence: str, start: int, question_words: set[str]) -> bool:
+    """Whether the figure at ``start`` belongs to a name the question says: "Apollo 11" for a question on
+    "la mission Apollo", "Boeing 747" — it names the thing asked about, it is not its count.
+
+        >>> names_it("Apollo 11 landed on the Moon.", 7, {"combien", "de", "personnes", "mission", "apollo"})
+        True
+        >>> names_it("Apollo 11 landed on the Moon.", 7, {"how", "many", "missions", "landed"})
+        False
+    """
+    before = _NAMED_BEFORE.search(sentence, max(0, start - 40), start)
+    return before is not None and fold(before.group(1).lower()) in question_words
 
 
 def _coverage(query_terms: set[str], cross_terms: set[str], sentence_terms: set[str]) -> float:
