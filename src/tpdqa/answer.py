@@ -804,7 +804,6 @@ def question_names(question: str) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-# not a count: "the 1500 soldiers", "les 2000 habitants" (a plural after it)
 def qualified(text: str) -> dict[tuple[int, int, str], str]:
     """What a text sets apart from others of its kind, as (contrast, member, noun) -> its words: a rank
     ("the second flight", "le deuxième vol" and "le second vol" alike), a sex ("the men's slalom"), a
@@ -838,6 +837,7 @@ _CONTRASTS = {word: (contrast, member) for contrast, members in enumerate([
 _CONTRAST_WORD = re.compile(r"(?<![\w'’])(" + "|".join(sorted(map(re.escape, _CONTRASTS), key=len, reverse=True))
                             + r")(?![\w'’])", re.IGNORECASE)
 _QUALIFIED = re.compile(_CONTRAST_WORD.pattern + r"\s+([^\W\d_][\w'’-]{2,})", re.IGNORECASE)
+# not a count: "the 1500 soldiers", "les 2000 habitants" (a plural after it)
 _YEAR = re.compile(r"(?<![\d,.])\b(1[5-9]\d{2}|20\d{2})\b(?![\d,.]\d)(?!\s+[a-zà-ÿ]+[sx]\b)")
 _TIME_FRAME = re.compile(r"\b(?:in|en|during|durant|pendant|after|après|before|avant|since|depuis|until|till|jusqu['’]en|"
                          r"jusqu['’]à|from|de|dès|à partir de|années|early|late|mid|début|fin|vers|around|circa|between|"
@@ -969,11 +969,13 @@ def expected_type(question: str) -> str | None:
 def has_type(sentence: str, kind: str, question_words: set[str]) -> float:
     """1.0 when the sentence holds something of that kind that the question does not already say
     (for a measure: a quantity in its units, whose figures are new: "420 millions de francs"
-    answers "Combien a coûté le pont de l'île de Ré ?", though the question says "de")."""
+    answers "Combien a coûté le pont de l'île de Ré ?", though the question says "de"; for a
+    number, not one of a name the question says: "Apollo 11" counts no one)."""
     pattern, group = _HOLDS[kind]
     for match in pattern.finditer(sentence):
         said = [w for w in words(match.group(group)) if group != "quantity" or _NUMBER.search(w)]
-        if not any(fold(w) in question_words for w in said) and not names_it(sentence, match.start(), question_words):
+        if not any(fold(w) in question_words for w in said) and not (
+                kind == "number" and names_it(sentence, match.start(), question_words)):
             return 1.0
     return 0.0
 
