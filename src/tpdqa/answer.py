@@ -825,7 +825,7 @@ def qualified(text: str) -> dict[tuple[int, int, str], str]:
 
 # Each contrast: its members, each the words (French and English) that say it; a word -> (contrast, member).
 _CONTRASTS = {word: (contrast, member) for contrast, members in enumerate([
-    ["first premier première premiers premières 1st 1er 1re", "second seconde seconds secondes deuxième 2nd 2e",
+    ["first premier première premiers premières 1st 1er 1re", "second seconde deuxième 2nd 2e",
      "third troisième 3rd 3e", "fourth quatrième 4th 4e", "fifth cinquième 5th 5e", "sixth sixième 6th 6e",
      "seventh septième 7th 7e", "eighth huitième 8th 8e", "ninth neuvième 9th 9e", "tenth dixième 10th 10e"],
     ["men's men male boys masculin masculine masculins hommes", "women's women female girls féminin féminine féminins femmes"],
