@@ -837,8 +837,8 @@ _CONTRASTS = {word: (contrast, member) for contrast, members in enumerate([
 _CONTRAST_WORD = re.compile(r"(?<![\w'’])(" + "|".join(sorted(map(re.escape, _CONTRASTS), key=len, reverse=True))
                             + r")(?![\w'’])", re.IGNORECASE)
 _QUALIFIED = re.compile(_CONTRAST_WORD.pattern + r"\s+([^\W\d_][\w'’-]{2,})", re.IGNORECASE)
-# not a count: "the 1500 soldiers", "les 2000 habitants" (a plural after it)
-_YEAR = re.compile(r"(?<![\d,.])\b(1[5-9]\d{2}|20\d{2})\b(?![\d,.]\d)(?!\s+[a-zà-ÿ]+[sx]\b)")
+# not a count ("the 1500 soldiers", "les 2000 habitants": a plural after it) nor a decade ("the 1980's")
+_YEAR = re.compile(r"(?<![\d,.])\b(1[5-9]\d{2}|20\d{2})\b(?![\d,.]\d|['’]s\b)(?!\s+[a-zà-ÿ]+[sx]\b)")
 _TIME_FRAME = re.compile(r"\b(?:in|en|during|durant|pendant|after|après|before|avant|since|depuis|until|till|jusqu['’]en|"
                          r"jusqu['’]à|from|de|dès|à partir de|années|early|late|mid|début|fin|vers|around|circa|between|"
                          r"entre|and|et|to|à|au|or|ou|by|par|pre|post|through|\d{4},?)[\s–-]+$", re.IGNORECASE)
