@@ -605,13 +605,13 @@ class Candidates:
         if not asked:
             return np.zeros(len(self.items), dtype=bool), []
         told = [qualified(sentence) for _, _, sentence in self.items]
-        another = np.array([any(key not in said and any(k[0] == key[0] and k[2] == key[2] and k[1] != key[1]
-                                                        for k in said) for key in asked) for said in told], dtype=bool)
-        said = {key for keys in told for key in keys}
+        kinds = [{(contrast, noun) for contrast, _, noun in said} for said in told]  # what each sets apart, by member
+        another = np.array([any(key not in said and (key[0], key[2]) in kind for key in asked)
+                            for said, kind in zip(told, kinds)], dtype=bool)
+        told_kinds = set().union(*kinds)
         # a word said without its noun may still be the one asked for ("early in the fourth, …")
         members = {_CONTRASTS[w.lower()] for _, _, sentence in self.items for w in _CONTRAST_WORD.findall(sentence)}
-        untold = [words_ for key, words_ in asked.items()
-                  if key[:2] not in members and any(k[0] == key[0] and k[2] == key[2] for k in said)]
+        untold = [words_ for key, words_ in asked.items() if key[:2] not in members and (key[0], key[2]) in told_kinds]
         return another, untold
 
     def from_sources(self, sources: set[str]) -> np.ndarray:
@@ -804,6 +804,13 @@ def question_names(question: str) -> list[str]:
     return list(dict.fromkeys(found))
 
 
+# not a count ("the 1500 soldiers", "les 2000 habitants": a plural after it) nor a decade ("the 1980's")
+_YEAR = re.compile(r"(?<![\d,.])\b(1[5-9]\d{2}|20\d{2})\b(?![\d,.]\d|['’]s\b)(?!\s+[a-zà-ÿ]+[sx]\b)")
+_TIME_FRAME = re.compile(r"\b(?:in|en|during|durant|pendant|after|après|before|avant|since|depuis|until|till|jusqu['’]en|"
+                         r"jusqu['’]à|from|de|dès|à partir de|années|early|late|mid|début|fin|vers|around|circa|between|"
+                         r"entre|and|et|to|à|au|or|ou|by|par|pre|post|through|\d{4},?)[\s–-]+$", re.IGNORECASE)
+
+
 def qualified(text: str) -> dict[tuple[int, int, str], str]:
     """What a text sets apart from others of its kind, as (contrast, member, noun) -> its words: a rank
     ("the second flight", "le deuxième vol" and "le second vol" alike), a sex ("the men's slalom"), a
@@ -837,11 +844,6 @@ _CONTRASTS = {word: (contrast, member) for contrast, members in enumerate([
 _CONTRAST_WORD = re.compile(r"(?<![\w'’])(" + "|".join(sorted(map(re.escape, _CONTRASTS), key=len, reverse=True))
                             + r")(?![\w'’])", re.IGNORECASE)
 _QUALIFIED = re.compile(_CONTRAST_WORD.pattern + r"\s+([^\W\d_][\w'’-]{2,})", re.IGNORECASE)
-# not a count ("the 1500 soldiers", "les 2000 habitants": a plural after it) nor a decade ("the 1980's")
-_YEAR = re.compile(r"(?<![\d,.])\b(1[5-9]\d{2}|20\d{2})\b(?![\d,.]\d|['’]s\b)(?!\s+[a-zà-ÿ]+[sx]\b)")
-_TIME_FRAME = re.compile(r"\b(?:in|en|during|durant|pendant|after|après|before|avant|since|depuis|until|till|jusqu['’]en|"
-                         r"jusqu['’]à|from|de|dès|à partir de|années|early|late|mid|début|fin|vers|around|circa|between|"
-                         r"entre|and|et|to|à|au|or|ou|by|par|pre|post|through|\d{4},?)[\s–-]+$", re.IGNORECASE)
 
 
 # "XVIIIe siècle", "Louis XlV" (a typo is still a numeral); a well-formed numeral: "Lille", "Mille" and "Civil" are words
