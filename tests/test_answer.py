@@ -51,11 +51,15 @@ def test_refusal_is_in_the_question_language(bundled_assistant):
     assert en.refused and en.text == "I could not find the answer in the documents." and not en.citations
 
 
-def test_follow_up_uses_history(bundled_assistant):
-    first = bundled_assistant.ask("Dans quels domaines le Japon est-il leader ?")
+@pytest.mark.parametrize("first, then", [("Dans quels domaines le Japon est-il leader ?", "Et la Corée du Sud ?"),
+                                         ("In which fields is Japan a leader?", "And South Korea?")])
+def test_follow_up_uses_history(bundled_assistant, first, then):
+    """The sentence that answered names both countries: it answers again, in either language (asked in
+    English, "South Korea" is "Corée du Sud" in the French sentence; it was put last and the answer refused)."""
+    first = bundled_assistant.ask(first)
     history = [{"role": "user", "content": first.question}, {"role": "assistant", "content": first.text}]
-    follow = bundled_assistant.ask("Et la Corée du Sud ?", history=history)
-    assert not follow.refused
+    follow = bundled_assistant.ask(then, history=history)
+    assert not follow.refused, follow.text
     assert "Corée du Sud domine la production de puces mémoire" in follow.citations[0].quote
 
 
@@ -329,6 +333,45 @@ def test_a_flight_or_a_race_set_apart_is_not_answered_with_another_one(tmp_path)
                                  ("Who won the women's slalom?", "Iceland")][:2 if reader == "auto" else 1]:
             answer = qa.ask(question)  # reader off, "who" wants a name after a sentence's first word
             assert not answer.refused and quoted in answer.citations[0].quote, (reader, question, answer.text)
+
+
+def test_a_follow_up_asks_what_it_changes_in_the_previous_question(tmp_path):
+    """Follow-ups as people type them: "And the second stage?" after the sentence that tells both stages
+    ("…the first stage is powered by the P160…, the second by the Zefiro 40": it was put last as telling only
+    the first stage), "And how tall is it?" after the sentence holding both sizes (it was put last for not
+    saying "how"), "And when?" after "Where…?" (read as the previous question asked with "when"), and "And
+    the web version?" after "When will the mobile app be released?" (read with the web version in the
+    mobile app's place); and the answer they would get asked in full. "Et pour un camion ?" after the
+    toll for a car is refused, naming it: no passage says it (beside an Apollo 11 page it was answered with
+    the viaduct's construction cost)."""
+    from tpdqa import Assistant
+
+    docs = tmp_path / "documents"
+    docs.mkdir()
+    (docs / "vega.md").write_text(
+        "# Vega-N launcher\n\nVega-N is a small European launcher.\n\n## Design\n\nThe launcher has three stages. "
+        "The first stage is powered by the P160 solid rocket motor, the second by the Zefiro 40. The upper stage is "
+        "powered by the M10 engine.\n\nThe fairing is 2.6 metres wide and 8 metres tall.\n", encoding="utf-8")
+    (docs / "minutes.txt").write_text(
+        "Board meeting, March 2026\n\nThe mobile app will be released in June. The web version is delayed to "
+        "September because the payment provider changed its API. The next meeting will be held in Nantes on "
+        "18 June 2026.\n", encoding="utf-8")
+    (docs / "viaduc.txt").write_text(
+        "Le viaduc de Millau\n\nLe viaduc voit passer près de 5 millions de véhicules par an. Les travaux ont coûté "
+        "environ 400 millions d'euros. En 2024, le péage coûtait 10,40 € pour une voiture en été.\n", encoding="utf-8")
+    qa = Assistant(documents_dir=docs, index_dir=tmp_path / "index")
+    qa.index()
+    for first, then, quoted in [("Which motor powers the first stage?", "And the second stage?", "Zefiro 40"),
+                                ("How wide is the fairing?", "And how tall is it?", "8 metres tall"),
+                                ("Where will the next meeting be held?", "And when?", "18 June 2026"),
+                                ("When will the mobile app be released?", "And the web version?", "delayed to September")]:
+        asked = qa.ask(first)
+        follow = qa.ask(then, history=[(asked.question, asked.text)])
+        assert not follow.refused and quoted in follow.citations[0].quote, (then, follow.text)
+    asked = qa.ask("Combien coûte le péage pour une voiture ?")
+    assert not asked.refused and "10,40 €" in asked.citations[0].quote, asked.text
+    near = qa.ask("Et pour un camion ?", history=[(asked.question, asked.text)])  # no file says what it costs
+    assert near.refused and "not_named:camion" in near.warnings, near.text
 
 
 def test_a_question_in_the_documents_is_not_quoted_as_its_own_answer(tmp_path):

@@ -177,11 +177,12 @@ def retrieved_chunks(docs: list[Document]) -> list[RetrievedChunk]:
 
 
 class FollowUp(NamedTuple):
-    """An elliptic follow-up as the answerer reads it: the question as asked ("Et la Corée ?")
-    and the text of the answer before it."""
+    """An elliptic follow-up as the answerer reads it: what it asks, its opener left out ("la Corée" of
+    "Et la Corée ?", "South Korea" of "What about South Korea?"), and the text of the answer before it."""
 
     asked: str
     previous_answer: str
+    names: str = ""  # the thing it turns to, named with an article ("un camion" of "Et pour un camion ?")
 
 
 class ExtractiveAnswerer:
@@ -225,6 +226,9 @@ class ExtractiveAnswerer:
         if found is None:
             return Answer.refusal(question, lang, retrieved)
         retrieved = [retrieved[i] for i in found.passage_order(len(retrieved))]
+        untold = self.unsaid(found, said, lang)
+        if untold:  # "Et pour un camion ?" of a toll given for cars only
+            return Answer.refusal(question, lang, retrieved, unnamed=untold)
         unnamed = self.unnamed(question, lang, docs)
         if unnamed is not None and all(unnamed.values()):
             missing = list(dict.fromkeys(name for names in unnamed.values() for name in names))
@@ -393,10 +397,57 @@ class ExtractiveAnswerer:
                            evidence=evidence, top=top, expansion=bool(_EXPANSION.search(question)),
                            measure=wanted in _MEASURES, headings=self.heading_questions(docs, asked))
         found.answers_to_questions(docs)
+        found.again = self.said_again(found, said)
         if self._reader is not None and lang in self.reader_languages:
             with timed(timings, "reader"):  # a reader still loading is waited for here
-                self.read(question, docs, found, found.said_again(said) | found.asking)
+                self.read(question, docs, found, found.again | found.asking)
         return found
+
+    def said_again(self, found: Candidates, said: FollowUp | None) -> np.ndarray:
+        """Which sentences :meth:`Candidates.not_again` puts last (none when every one would be): those the
+        previous answer quoted that do not say every word the follow-up asks with (:meth:`not_said`; "Et
+        l'accord avec la Corée ?" after the Japan agreement's sentence) — "And South Korea?" after the French
+        sentence naming both countries is answered by it again, as "Et la Corée du Sud ?" is. Question words
+        ask, they are not said: "And how tall is it?" after "The fairing is … 8 metres tall"."""
+        none = np.zeros(len(found.items), dtype=bool)
+        if said is None:
+            return none
+        again = np.array([told and bool(self.not_said(said.asked, [sentence]))  # read only if quoted
+                          for told, (_, _, sentence) in zip(found.told(said), found.items)], dtype=bool)
+        return again if not again.all() else none
+
+    def unsaid(self, found: Candidates, said: FollowUp | None, lang: str) -> list[str]:
+        """The words of the thing an elliptic follow-up turns to ("Et pour un camion ?" after the toll for a
+        car) that no retrieved sentence says: the follow-up asks about that thing alone, and the passages do
+        not tell it (it was answered with the viaduct's construction cost). Only when some passages are in
+        the follow-up's language, as :meth:`unnamed` holds only those: a word's translation is not told from
+        a neighbour's surely enough ("death" / "décès" 0.80, "truck" / "voiture" 0.63) to refuse on it."""
+        if said is None or not said.names:
+            return []
+        if all(doc.metadata.get("lang", lang) != lang for _, doc, _ in found.items):
+            return []
+        return self.not_said(said.names, [sentence for _, _, sentence in found.items])
+
+    def not_said(self, asked: str, sentences: list[str]) -> list[str]:
+        """The content words of ``asked`` that none of ``sentences`` says: as itself, or in another language
+        as a translation — a word vector at TRANSLATED ("birth" / "naissance" 0.89), a name's capitalised
+        words at NAME_TRANSLATED ("South Korea" / "Corée du Sud" 0.90; lower-cased, "korea" / "corée" is only
+        0.55, and another country 0.65 at most)."""
+        stems = set().union(*(analyze(sentence, LANGUAGES) for sentence in sentences))
+        missing = [w for w in content_words(asked) if not set(analyze(w, LANGUAGES)) <= stems]
+        vocabulary = list(dict.fromkeys(w for sentence in sentences for w in content_words(sentence)))
+        if missing and vocabulary:
+            matches = self.words.best_matches(missing, vocabulary)
+            missing = [w for w, match in zip(missing, matches) if match < TRANSLATED]
+        names = name_phrases(asked)
+        theirs = list(dict.fromkeys(name for sentence in sentences for name in name_phrases(sentence)))
+        if missing and names and theirs:
+            closest = (normalise(self.embeddings.embed_documents(names))
+                       @ normalise(self.embeddings.embed_documents(theirs)).T).max(axis=1)
+            translated = {fold(w.lower()) for name, c in zip(names, closest) if c >= NAME_TRANSLATED
+                          for w in name.split()}
+            missing = [w for w in missing if fold(w.lower()) not in translated]
+        return missing
 
     def heading_questions(self, docs: list[Document], asked: np.ndarray) -> dict[int, float]:
         """For each chunk (by rank) whose own heading is a question ("## How do I cancel my
@@ -505,6 +556,7 @@ class Candidates:
     starts: np.ndarray | None = None  # with the reader: the offsets of the sentences of chunks it read (-1: unread)
     under: np.ndarray | None = None  # the FAQ question a sentence answers: its row, or past every row a heading; -1
     headings: dict[int, float] = field(default_factory=dict)  # chunk rank -> its question heading's cosine
+    again: np.ndarray | None = None  # a follow-up's: the sentences not quoted again (ExtractiveAnswerer.said_again)
 
     @property
     def read(self) -> bool:
@@ -538,7 +590,7 @@ class Candidates:
         told = self.told(said)
         near = {self.items[i][0] for i in np.flatnonzero(told)}
         scores = scores + FOLLOW_UP_NEARBY * np.array([rank in near for rank, _, _ in self.items]) * ~told
-        again = self.said_again(said)
+        again = self.again if self.again is not None else np.zeros(len(self.items), dtype=bool)
         return put_last(scores, again) if again.any() else scores
 
     @cached_property  # read by the reader's skip list and again by not_asking
@@ -587,15 +639,6 @@ class Candidates:
         told = " ".join(said.previous_answer.split())
         return np.array([" ".join(sentence.split()) in told for _, _, sentence in self.items], dtype=bool)
 
-    def said_again(self, said: FollowUp | None) -> np.ndarray:
-        """Which sentences :meth:`not_again` puts last (none when every one would be)."""
-        if said is None:
-            return np.zeros(len(self.items), dtype=bool)
-        wanted = set(analyze(said.asked, LANGUAGES))
-        again = np.array([told and not wanted <= set(analyze(sentence, LANGUAGES))  # analysed only if quoted
-                          for told, (_, _, sentence) in zip(self.told(said), self.items)], dtype=bool)
-        return again if not again.all() else np.zeros(len(self.items), dtype=bool)
-
     def another_of(self, question: str) -> tuple[np.ndarray, list[str]]:
         """Which sentences tell of another one of what the question sets apart (:func:`qualified`) and not of
         the one asked for: "When did the second flight fail?" is not answered by "The first flight carried…";
@@ -606,12 +649,13 @@ class Candidates:
             return np.zeros(len(self.items), dtype=bool), []
         told = [qualified(sentence) for _, _, sentence in self.items]
         kinds = [{(contrast, noun) for contrast, _, noun in said} for said in told]  # what each sets apart, by member
-        another = np.array([any(key not in said and (key[0], key[2]) in kind for key in asked)
-                            for said, kind in zip(told, kinds)], dtype=bool)
-        told_kinds = set().union(*kinds)
-        # a word said without its noun may still be the one asked for ("early in the fourth, …")
-        members = {_CONTRASTS[w.lower()] for _, _, sentence in self.items for w in _CONTRAST_WORD.findall(sentence)}
-        untold = [words_ for key, words_ in asked.items() if key[:2] not in members and (key[0], key[2]) in told_kinds]
+        # a word said without its noun may still be the one asked for: "the first stage is powered by the P160,
+        # the second by the Zefiro 40" tells the second stage; "early in the fourth, …"
+        members = [{_CONTRASTS[w.lower()] for w in _CONTRAST_WORD.findall(sentence)} for _, _, sentence in self.items]
+        another = np.array([any(key not in said and (key[0], key[2]) in kind and key[:2] not in member for key in asked)
+                            for said, kind, member in zip(told, kinds, members)], dtype=bool)
+        told_kinds, told_members = set().union(*kinds), set().union(*members)
+        untold = [words_ for key, words_ in asked.items() if key[:2] not in told_members and (key[0], key[2]) in told_kinds]
         return another, untold
 
     def from_sources(self, sources: set[str]) -> np.ndarray:
@@ -724,6 +768,7 @@ QUESTION_FEATURES = ("best_score", "best_meaning", "evidence_mean", "evidence_mi
                      "words_matched")
 WORD_MISSING = 0.6  # a question word whose best match is under this is not in the passages
 TRANSLATED = 0.8  # ... and one over this is there, as itself, a translation or a derivation
+NAME_TRANSLATED = 0.8  # a name's words, cased, at this cosine with a name in another language are its translation
 # The sign each question feature may take in the refusal model (scripts/fit_answerer.py).
 EXPECTED_SIGNS = {"best_score": 1, "best_meaning": 1, "evidence_mean": 1, "evidence_min": 1, "words_missing": -1,
                   "words_exact": 1, "best_word_match": 1, "best_exact_words": 1, "margin": 1, "words_matched": 1,
@@ -802,6 +847,20 @@ def question_names(question: str) -> list[str]:
     # that never writes it ("de 1939 à 1942"), so it is not held to
     found += [m.group(1) for m in _YEAR.finditer(question) if not _TIME_FRAME.search(question, 0, m.start())]
     return list(dict.fromkeys(found))
+
+
+_NAME_PHRASE = re.compile(r"[A-ZÀ-Þ][\w’'-]*(?:\s+(?:(?:de|du|des|of|the|la|le|d['’])\s*)?[A-ZÀ-Þ][\w’'-]*)*")
+
+
+def name_phrases(text: str) -> list[str]:
+    """The runs of capitalised words a text writes (a name's "de", "du", "of" inside), but a stopword
+    capitalised for opening a sentence.
+
+        >>> name_phrases("South Korea"), name_phrases("Les partenaires : tandis que la Corée du Sud domine")
+        (['South Korea'], ['Corée du Sud'])
+    """
+    return [m.group(0) for m in _NAME_PHRASE.finditer(text)
+            if len(m.group(0)) > 2 and fold(m.group(0).lower()) not in _stopwords()]
 
 
 # not a count ("the 1500 soldiers", "les 2000 habitants": a plural after it) nor a decade ("the 1980's")
