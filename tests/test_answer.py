@@ -374,6 +374,31 @@ def test_a_follow_up_asks_what_it_changes_in_the_previous_question(tmp_path):
     assert near.refused and "not_named:camion" in near.warnings, near.text
 
 
+def test_a_numbered_train_or_a_small_pool_no_file_tells_is_refused(tmp_path):
+    """A timetable (JSON) tells trains TER 871 to 877 and a pool's rules (RTF) its big pool: "Which platform
+    does the TER 879 leave from?" was answered with the TER 875's row and "Combien mesure le petit bassin ?"
+    with the big pool's length. A number a name carries is part of the name, and a size sets a thing apart
+    as a rank does: both are refused, naming what no file says, reader off and on; the trains and the pool
+    the files tell are still answered."""
+    timetable = {"line": "Regional line 14", "trains": [
+        {"train": f"TER {number}", "departs": departs, "from": "Valence", "to": "Grenoble", "platform": platform}
+        for number, departs, platform in (("871", "06:42", "2"), ("873", "08:15", "3"), ("875", "12:10", "4"),
+                                          ("877", "17:45", "1"))]}
+    rules = ("{\\rtf1\\ansi\\ansicpg1252 R\\'e8glement de la piscine des Tilleuls\\par\n"
+             "Le grand bassin mesure 25 m\\'e8tres et compte six couloirs.\\par\n"
+             "Le bonnet de bain est obligatoire.\\par\n}")
+    for reader, qa in with_and_without_reader(tmp_path, {"line14.json": json.dumps(timetable),
+                                                         "piscine.rtf": rules}):
+        for question, untold in [("Which platform does the TER 879 leave from?", "879"),
+                                 ("Combien mesure le petit bassin ?", "petit bassin")]:
+            near = qa.ask(question)
+            assert near.refused and f"not_named:{untold}" in near.warnings, (reader, question, near.text)
+        for question, quoted in [("Which platform does the TER 875 leave from?", "TER 875"),
+                                 ("Combien mesure le grand bassin ?", "25 mètres")]:
+            answer = qa.ask(question)
+            assert not answer.refused and quoted in answer.citations[0].quote, (reader, question, answer.text)
+
+
 def test_a_question_in_the_documents_is_not_quoted_as_its_own_answer(tmp_path):
     """An FAQ repeats the user's words in its questions: the answer quotes the lines that answer
     ("Unused products can be returned…"), never the FAQ's question ("What is the return policy?"

@@ -298,7 +298,7 @@ class ExtractiveAnswerer:
             return None
         # A retrieved passage that says the name answers for its file; the index is asked only
         # for the others (a name in 1,000 chunks takes it 5-9 ms at 163k chunks).
-        stems = {name: set(analyze(name, LANGUAGES)) for name in names}
+        stems = {name: set(analyze(" ".join(spellings(name)), LANGUAGES)) for name in names}
         said: dict[str, set[str]] = {}
         for doc in docs:
             said.setdefault(str(doc.metadata.get("source", "")), set()).update(
@@ -309,7 +309,8 @@ class ExtractiveAnswerer:
             if stems[name] & said[source]:
                 return False
             if name not in naming:
-                naming[name] = self.lexicon.sources_naming(name)
+                found = [self.lexicon.sources_naming(spelling) for spelling in spellings(name)]
+                naming[name] = None if None in found else set().union(*found)
             return naming[name] is not None and source not in naming[name]
 
         return {source: [name for name in names if (held or name.isdigit()) and lacks(source, name)]
@@ -825,8 +826,8 @@ _WORD_TOKEN = re.compile(r"[^\W\d_][\w’'-]*")
 def question_names(question: str) -> list[str]:
     """The names a question asks about: its capitalised words but the first ("Combien a coûté
     le tunnel sous la Manche ?" -> ["Manche"]), elisions off ("l'Aveyron" -> "Aveyron"),
-    stopwords, words of two letters and Roman numerals ("XIXe") out; and a year that names an
-    edition ("the 2022 Games"), not one the question is placed in ("in 1941").
+    stopwords, words of two letters and Roman numerals ("XIXe") out; a year that names an
+    edition ("the 2022 Games"), not one the question is placed in ("in 1941"); a name's number.
 
         >>> question_names("How tall is the Eiffel Tower in Paris?")
         ['Eiffel', 'Tower', 'Paris']
@@ -834,6 +835,8 @@ def question_names(question: str) -> list[str]:
         ['Lille']
         >>> question_names("How much did the 2022 Games cost?"), question_names("Who ruled in 1941?")
         (['Games', '2022'], [])
+        >>> question_names("Which platform does the TER 879 leave from?"), question_names("What happened on June 5?")
+        (['TER', '879'], ['June'])
     """
     stop = _stopwords()
     found = []
@@ -846,7 +849,35 @@ def question_names(question: str) -> list[str]:
     # places the question in time ("en 1941", "in the 1990s", "after 1965") may be inferred from a range
     # that never writes it ("de 1939 à 1942"), so it is not held to
     found += [m.group(1) for m in _YEAR.finditer(question) if not _TIME_FRAME.search(question, 0, m.start())]
+    # A number a name carries ("the TER 879", "Apollo 12", "order No 4472") is part of it: a file that never
+    # writes it tells of another train, mission or order; not a date's day ("June 5") nor a year (above)
+    found += [m.group(2) for m in _NUMBERED.finditer(question) if m.group(1).lower() not in _CALENDAR
+              and fold(m.group(1).lower()) not in stop and not _YEAR.fullmatch(m.group(2))
+              and (question[:m.start()].strip() or m.group(1).isupper())]  # a first word is capitalised anyway
     return list(dict.fromkeys(found))
+
+
+# not an article's ("A 60-minute debate"), the question's first word's ("Over 300 police") nor a quantity's
+_NUMBERED = re.compile(r"\b([A-Z][\w'’-]*)\s+(\d{1,6})\b(?![.,]\d|-|\s*(?:%|°|h\b))")
+_CALENDAR = set("january february march april may june july august september october november december janvier "
+                "février mars avril mai juin juillet août septembre octobre novembre décembre monday tuesday "
+                "wednesday thursday friday saturday sunday lundi mardi mercredi jeudi vendredi samedi dimanche".split())
+
+
+def spellings(name: str) -> list[str]:
+    """How files may write a name: a number under 40 in Roman numerals too ("World War 1" of "World War I",
+    "Louis 8" of "Louis VIII").
+
+        >>> spellings("8"), spellings("879"), spellings("Lille")
+        (['8', 'VIII'], ['879'], ['Lille'])
+    """
+    if not name.isdigit() or not 0 < int(name) < 40:
+        return [name]
+    number, roman = int(name), ""
+    for value, letters in ((10, "X"), (9, "IX"), (5, "V"), (4, "IV"), (1, "I")):
+        roman += letters * (number // value)
+        number %= value
+    return [name, roman]
 
 
 _NAME_PHRASE = re.compile(r"[A-ZÀ-Þ][\w’'-]*(?:\s+(?:(?:de|du|des|of|the|la|le|d['’])\s*)?[A-ZÀ-Þ][\w’'-]*)*")
@@ -873,13 +904,13 @@ _TIME_FRAME = re.compile(r"\b(?:in|en|during|durant|pendant|after|après|before|
 def qualified(text: str) -> dict[tuple[int, int, str], str]:
     """What a text sets apart from others of its kind, as (contrast, member, noun) -> its words: a rank
     ("the second flight", "le deuxième vol" and "le second vol" alike), a sex ("the men's slalom"), a
-    point of the compass ("northern France"), an extreme ("the lowest court"); the noun folded, without a
-    plural's s.
+    point of the compass ("northern France"), an extreme ("the lowest court"), a size ("le petit bassin");
+    the noun folded, without a plural's s.
 
         >>> sorted(qualified("The first flight carried three satellites; the 2nd flights and the women's race failed."))
         [(0, 0, 'flight'), (0, 1, 'flight'), (1, 1, 'race')]
     """
-    stop = _stopwords()
+    stop = _stopwords() | _QUANTITIES
     found: dict[tuple[int, int, str], str] = {}
     for match in _QUALIFIED.finditer(text):
         noun = fold(match.group(2).lower())
@@ -898,8 +929,12 @@ _CONTRASTS = {word: (contrast, member) for contrast, members in enumerate([
     ["north northern nord", "south southern sud", "east eastern", "west western ouest"],
     ["upper supérieur supérieure", "lower inférieur inférieure"], ["inner intérieur intérieure", "outer extérieur extérieure"],
     ["minimum minimal minimale", "maximum maximal maximale"], ["junior juniors", "senior seniors"],
-    ["largest biggest", "smallest"], ["highest", "lowest"], ["oldest eldest", "youngest newest"]])
+    ["largest biggest", "smallest"], ["highest", "lowest"], ["oldest eldest", "youngest newest"],
+    ["grand grande grands grandes big large", "petit petite petits petites small little"]])
     for member, words_ in enumerate(members) for word in words_.split()}
+# "a large number of settlers", "une petite partie": a size that says how much, not which one
+_QUANTITIES = {"number", "numbers", "nombre", "nombres", "amount", "amounts", "quantity", "quantite", "part", "partie",
+               "scale", "echelle", "majority", "majorite", "extent", "mesure", "deal", "proportion", "share"}
 _CONTRAST_WORD = re.compile(r"(?<![\w'’])(" + "|".join(sorted(map(re.escape, _CONTRASTS), key=len, reverse=True))
                             + r")(?![\w'’])", re.IGNORECASE)
 _QUALIFIED = re.compile(_CONTRAST_WORD.pattern + r"\s+([^\W\d_][\w'’-]{2,})", re.IGNORECASE)

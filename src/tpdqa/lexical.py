@@ -304,7 +304,7 @@ class LexicalIndex(DocumentIndex):
 
         found: list[str] = []
         for term in terms:
-            if len(term) < 5:  # too short to tell a misspelling from another word
+            if len(term) < 5 or term.isdigit():  # too short to tell a misspelling; a number is another one
                 continue
             head = term[:1]
             with self._lock:  # a letter's terms are read once per version of the file (30 ms at 163k chunks)
