@@ -859,7 +859,7 @@ def question_names(question: str) -> list[str]:
 
 # not an article's ("A 60-minute debate"), the question's first word's ("Over 300 police") nor a quantity's
 _NUMBERED = re.compile(r"\b([A-Z][\w'’-]*)\s+(\d{1,6})\b(?![.,]\d|-|\s*(?:%|°|h\b))")
-_CALENDAR = set("january february march april may june july august september october november december janvier "
+_CALENDAR = tuple("january february march april may june july august september october november december janvier "
                 "février mars avril mai juin juillet août septembre octobre novembre décembre monday tuesday "
                 "wednesday thursday friday saturday sunday lundi mardi mercredi jeudi vendredi samedi dimanche".split())
 
@@ -978,13 +978,10 @@ _NUMBER = re.compile(r"\d|\b(two|three|four|five|six|seven|eight|nine|ten|eleven
                      r"hundred|thousand|million|billion|dozen|half|deux|trois|quatre|cinq|six|sept|huit|neuf|"
                      r"dix|onze|douze|vingt|trente|quarante|cinquante|cent|cents|mille|million|milliard|moitié)\b",
                      re.IGNORECASE)
-_DATE = re.compile(r"\b(1[0-9]{3}|20[0-9]{2})\b|\b(january|february|march|april|may|june|july|august|september|"
-                   r"october|november|december|janvier|février|mars|avril|mai|juin|juillet|août|septembre|octobre|"
-                   r"novembre|décembre|century|centuries|siècle|[ivxlc]+e siècle|\d+(st|nd|rd|th|e|er)|"
-                   # "when" is answered by a weekday or a time of day too (a timetable's "08:15")
-                   r"monday|tuesday|wednesday|thursday|friday|saturday|sunday|lundi|mardi|mercredi|jeudi|vendredi|"
-                   r"samedi|dimanche|(?:[01]?\d|2[0-3])(?::| ?h ?)[0-5]\d|(?:1[0-2]|0?\d)(?::[0-5]\d)? ?[ap]\.?m\.?)\b",
-                   re.IGNORECASE)
+# "when" is answered by a month, a weekday (_CALENDAR) or a time of day too (a timetable's "08:15")
+_DATE = re.compile(r"\b(1[0-9]{3}|20[0-9]{2})\b|\b(" + "|".join(_CALENDAR) + r"|century|centuries|siècle|"
+                   r"[ivxlc]+e siècle|\d+(st|nd|rd|th|e|er)|"
+                   r"(?:[01]?\d|2[0-3])(?::| ?h ?)[0-5]\d|(?:1[0-2]|0?\d)(?::[0-5]\d)? ?[ap]\.?m\.?)\b", re.IGNORECASE)
 _NAME = re.compile(r"(?<=[\w,;:»\)] )([A-ZÀ-Ý][\w'’-]+)")
 
 
