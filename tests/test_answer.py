@@ -63,17 +63,22 @@ def test_follow_up_uses_history(bundled_assistant, first, then):
     assert "Corée du Sud domine la production de puces mémoire" in follow.citations[0].quote
 
 
-@pytest.mark.parametrize("form", ["messages", "pairs"])
-def test_a_follow_up_does_not_quote_the_previous_answer_again(bundled_assistant, form):
+@pytest.mark.parametrize("form, first, then", [
+    ("messages", "Que vise l'accord américano-japonais ?", "Et l'accord avec la Corée ?"),
+    ("pairs", "Que vise l'accord américano-japonais ?", "Et l'accord avec la Corée ?"),
+    ("messages", "What does the US-Japan agreement aim at?", "And the agreement with Korea?")])
+def test_a_follow_up_does_not_quote_the_previous_answer_again(bundled_assistant, form, first, then):
     """Whatever form the conversation comes in, messages or (question, answer) pairs (Gradio's
-    tuple format; the pairs' answers were dropped, so the Japan sentence was quoted again)."""
-    first = bundled_assistant.ask("Que vise l'accord américano-japonais ?")
+    tuple format; the pairs' answers were dropped, so the Japan sentence was quoted again). Asked in
+    English, the Korea agreement's sentence is the one that reads like the Japan agreement's answer
+    (it quoted the sentence on the two countries' strengths, which the reader prefers)."""
+    first = bundled_assistant.ask(first)
     history = ([(first.question, first.text)] if form == "pairs" else
                [{"role": "user", "content": first.question}, {"role": "assistant", "content": first.text}])
-    follow = bundled_assistant.ask("Et l'accord avec la Corée ?", history=history)
+    follow = bundled_assistant.ask(then, history=history)
     assert not follow.refused, follow.text
     assert not set(first.citations[0].sentences) & set(follow.citations[0].sentences), follow.citations[0].quote
-    assert "Corée" in follow.citations[0].quote or "coréen" in follow.citations[0].quote
+    assert "collaboreront" in follow.citations[0].quote or "américano-coréen" in follow.citations[0].quote
 
 
 def test_a_huge_history_is_read_only_up_to_its_bounds(bundled_assistant):
@@ -341,7 +346,8 @@ def test_a_follow_up_asks_what_it_changes_in_the_previous_question(tmp_path):
     the first stage), "And how tall is it?" after the sentence holding both sizes (it was put last for not
     saying "how"), "And when?" after "Where…?" (read as the previous question asked with "when"), and "And
     the web version?" after "When will the mobile app be released?" (read with the web version in the
-    mobile app's place); and the answer they would get asked in full. "Et pour un camion ?" after the
+    mobile app's place); "And Iceland?" after Norway's gold medals (the sentence like the previous answer that
+    names Iceland: it was refused); and the answer they would get asked in full. "Et pour un camion ?" after the
     toll for a car is refused, naming it: no passage says it (beside an Apollo 11 page it was answered with
     the viaduct's construction cost)."""
     from tpdqa import Assistant
@@ -356,6 +362,16 @@ def test_a_follow_up_asks_what_it_changes_in_the_previous_question(tmp_path):
         "Board meeting, March 2026\n\nThe mobile app will be released in June. The web version is delayed to "
         "September because the payment provider changed its API. The next meeting will be held in Nantes on "
         "18 June 2026.\n", encoding="utf-8")
+    (docs / "games.txt").write_text(
+        "Nordic Winter Games 2026: Norway tops the medal table\n\nThe eleventh Nordic Winter Games ended on Sunday in "
+        "Lillehammer after ten days of competition. Norway finished first in the medal table with 14 gold medals, ahead "
+        "of Sweden (9) and Finland (6). Iceland won its first ever gold, in the women's slalom.\n\nThe star of the Games "
+        "was the Swedish skier Elsa Lind, 22, who won three gold medals in cross-country skiing. Her teammate Johan Ek "
+        "took silver in the 50 km race after a photo finish.\n\nAbout 120,000 spectators attended the events, a record "
+        "for the Games. Tickets cost between 15 and 60 euros. Organisers said the budget of 85 million euros had been "
+        "respected.\n\nThe next Games will take place in Tampere, Finland, in February 2030. The International Nordic "
+        "Sports Federation chose Tampere over Trondheim by 31 votes to 24.\n\nSnow conditions were difficult during the "
+        "first week: the temperature rose to 6 °C and two downhill races were postponed.\n", encoding="utf-8")
     (docs / "viaduc.txt").write_text(
         "Le viaduc de Millau\n\nLe viaduc voit passer près de 5 millions de véhicules par an. Les travaux ont coûté "
         "environ 400 millions d'euros. En 2024, le péage coûtait 10,40 € pour une voiture en été.\n", encoding="utf-8")
@@ -364,7 +380,8 @@ def test_a_follow_up_asks_what_it_changes_in_the_previous_question(tmp_path):
     for first, then, quoted in [("Which motor powers the first stage?", "And the second stage?", "Zefiro 40"),
                                 ("How wide is the fairing?", "And how tall is it?", "8 metres tall"),
                                 ("Where will the next meeting be held?", "And when?", "18 June 2026"),
-                                ("When will the mobile app be released?", "And the web version?", "delayed to September")]:
+                                ("When will the mobile app be released?", "And the web version?", "delayed to September"),
+                                ("How many gold medals did Norway win?", "And Iceland?", "Iceland won its first")]:
         asked = qa.ask(first)
         follow = qa.ask(then, history=[(asked.question, asked.text)])
         assert not follow.refused and quoted in follow.citations[0].quote, (then, follow.text)

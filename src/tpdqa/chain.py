@@ -261,8 +261,9 @@ def prepare(inputs: dict[str, Any], answerer: Any) -> dict[str, Any]:
         query = standalone_question(question, history)
         if query != question:  # rewritten: an elliptic follow-up
             previous = next((m["content"] for m in reversed(history) if m["role"] != "user"), None)
+            before = last_question([m["content"] for m in history if m["role"] == "user"][-1])
             said = FollowUp(asked=turned(question)[1], previous_answer=previous,
-                            names=named_thing(question)) if previous else None
+                            names=named_thing(question), before=before) if previous else None
     return {**inputs, "query": query, "lang": guess_lang(question), "said": said}
 
 
