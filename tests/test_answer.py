@@ -479,6 +479,37 @@ def test_an_faq_answer_is_quoted_whole_for_its_question_asked_in_other_words(tmp
             assert qa.ask(question).refused, (reader, question)
 
 
+def test_a_device_code_a_quarter_a_power_and_a_plain_row_are_read_as_asked(tmp_path):
+    """A new user's folder (session 32): "What is the rated output power?" is answered in watts (the reader
+    marked "IP65" of "It is rated IP65"), and the watts are marked; a model code is said only whole ("the
+    SB-3000" of the SB-5000's manual, which says "SB", was answered with the SB-5000's weight), written
+    joined too; "Q4 revenue" of a review that tells Q3's is refused; "l'abonnement annuel" is the plain
+    row's price, not the "annuel étudiant" row's."""
+    manual = ("# SunBridge SB-5000 inverter\n\n## Specifications\n\nThe SB-5000 converts the direct current of up to "
+              "14 solar panels into alternating current. Rated output power is 5,000 W, with a peak of 7,500 W for ten "
+              "seconds. Maximum efficiency is 97.6 %. The unit weighs 21 kg. It is rated IP65 and works between −25 °C "
+              "and 60 °C; above 45 °C output power is reduced.\n")
+    review = ("# Q3 2026 sales review\n\nQ3 revenue was 4.2 million dollars, up 12% on Q3 2025. The online shop made "
+              "31% of revenue. The west coast grew fastest.\n")
+    tarifs = ("# Vélo'Cité : tarifs 2026\n\n| Formule | Prix | Durée incluse |\n| --- | --- | --- |\n"
+              "| Ticket 24 heures | 5 € | 45 minutes |\n| Abonnement mensuel | 12 € | 45 minutes |\n"
+              "| Abonnement annuel étudiant | 29 € | 60 minutes |\n| Abonnement annuel | 49 € | 60 minutes |\n")
+    for reader, qa in with_and_without_reader(tmp_path, {"sb5000.md": manual, "review.md": review, "tarifs.md": tarifs}):
+        power = qa.ask("What is the rated output power?")
+        assert not power.refused and "5,000 W" in power.citations[0].quote and "IP65" not in power.citations[0].quote
+        if reader == "auto":
+            assert power.citations[0].span_text == "5,000 W", power.citations[0].span_text
+        for question in ("How much does the SB-5000 weigh?", "How much does the SB5000 weigh?"):
+            weight = qa.ask(question)
+            assert not weight.refused and "21 kg" in weight.citations[0].quote, (reader, question, weight.text)
+        other = qa.ask("How much does the SB-3000 weigh?")
+        assert other.refused, (reader, other.text)
+        assert "4.2 million" in qa.ask("What was Q3 revenue?").citations[0].quote
+        assert qa.ask("What was Q4 revenue?").refused, reader
+        annual = qa.ask("Combien coûte l'abonnement annuel ?")
+        assert not annual.refused and "49 €" in annual.citations[0].quote, (reader, annual.text)
+
+
 def with_and_without_reader(tmp_path, files: dict[str, str]):
     """``files`` (name -> text) indexed in a new folder; then an Assistant over it with the reader
     off, then on."""

@@ -236,7 +236,7 @@ class ExtractiveAnswerer:
             # the names no file says, when there are such: "Lille", not "Paris" that the timetable says
             missing = [name for name in missing if all(name in names for names in unnamed.values())] or missing
             return Answer.refusal(question, lang, retrieved, unnamed=missing)
-        scores = found.not_asking(found.not_again(found.sentence_scores(), said))
+        scores = found.plainest_rows(question, found.not_asking(found.not_again(found.sentence_scores(), said)))
         another, untold = found.another_of(question)
         if untold:  # "the third flight" of a page that tells a first and a second
             return Answer.refusal(question, lang, retrieved, unnamed=untold)
@@ -299,7 +299,10 @@ class ExtractiveAnswerer:
             return None
         # A retrieved passage that says the name answers for its file; the index is asked only
         # for the others (a name in 1,000 chunks takes it 5-9 ms at 163k chunks).
-        stems = {name: set(analyze(" ".join(spellings(name)), LANGUAGES)) for name in names}
+        # each spelling's words, each word's stems: a code ("SB-3000", "Q4") is said only with all its words (the
+        # manual of the SB-5000 says "SB"), another name with any ("Saint-Exupéry" of "Exupéry")
+        parts = {name: [[stems for stems in (set(analyze(word, LANGUAGES)) for word in _PARTS.findall(spelling)) if stems]
+                        for spelling in spellings(name)] for name in names}
         said: dict[str, set[str]] = {}
         for doc in docs:
             said.setdefault(str(doc.metadata.get("source", "")), set()).update(
@@ -307,15 +310,24 @@ class ExtractiveAnswerer:
         naming: dict[str, set[str] | None] = {}
 
         def lacks(source: str, name: str) -> bool:
-            if stems[name] & said[source]:
+            every = all if _CODE.match(name) else any
+            if any(every(stems & said[source] for stems in spelled) for spelled in parts[name]):
                 return False
             if name not in naming:
-                found = [self.lexicon.sources_naming(spelling) for spelling in spellings(name)]
+                found = [self.files_naming(spelling, every is all) for spelling in spellings(name)]
                 naming[name] = None if None in found else set().union(*found)
             return naming[name] is not None and source not in naming[name]
 
         return {source: [name for name in names if (held or name.isdigit()) and lacks(source, name)]
                 for source, held in same.items()}
+
+    def files_naming(self, spelling: str, every: bool) -> set[str] | None:
+        """The files that write ``spelling`` (the lexicon's :meth:`~tpdqa.lexical.LexicalIndex.sources_naming`);
+        ``every``: all of its words in one file, a word too common to tell files apart left out (None: all are)."""
+        if not every:
+            return self.lexicon.sources_naming(spelling)
+        found = [f for f in (self.lexicon.sources_naming(word) for word in _PARTS.findall(spelling)) if f is not None]
+        return set.intersection(*found) if found else None
 
     def row_span(self, question: str, lang: str, quoted: list[str], timings: dict[str, float] | None,
                  doc: Document) -> tuple[int, int] | None:
@@ -397,7 +409,7 @@ class ExtractiveAnswerer:
             ])
         found = Candidates(items=items, features=np.array(rows, dtype=np.float32), meaning=meaning,
                            evidence=evidence, top=top, expansion=bool(_EXPANSION.search(question)),
-                           measure=wanted in _MEASURES, headings=self.heading_questions(docs, asked))
+                           measure=wanted if wanted in _MEASURES else None, headings=self.heading_questions(docs, asked))
         found.answers_to_questions(docs)
         found.again = self.said_again(found, said)
         found.parallel = self.parallel(found, said, vectors)
@@ -571,7 +583,7 @@ class Candidates:
     top: np.ndarray  # sentence is in one of the evidence chunks
 
     expansion: bool = False  # the question asks what an acronym stands for
-    measure: bool = False  # the question asks for a price, a weight, a length or an area (expected_type)
+    measure: str | None = None  # the measure the question asks for: a price, a weight… (expected_type)
     readings: dict[int, Any] = field(default_factory=dict)  # the reader's Reading per chunk rank it read
     offsets: np.ndarray | None = None  # each sentence's offset in its chunk's text (-1: not found)
     starts: np.ndarray | None = None  # with the reader: the offsets of the sentences of chunks it read (-1: unread)
@@ -606,7 +618,9 @@ class Candidates:
         or nothing else is left to quote. The other sentences of a passage that held the previous
         answer get FOLLOW_UP_NEARBY: a follow-up's answer lies most often near the previous one
         (QuAC's dialogue flow), and a sentence elsewhere that merely repeats the question's words
-        (a conclusion naming all the countries) should not win a near tie against it."""
+        (a conclusion naming all the countries) should not win a near tie against it. A sentence that says
+        what the follow-up turns to gets FOLLOW_UP_PARALLEL by its likeness to the previous answer
+        (:meth:`ExtractiveAnswerer.parallel`)."""
         if said is None:
             return scores
         told = self.told(said)
@@ -657,6 +671,27 @@ class Candidates:
         """``scores`` with the sentences that ask a question put last, unless nothing else is left."""
         asking = self.asking
         return put_last(scores, asking) if asking.any() and not asking.all() else scores
+
+    def plainest_rows(self, question: str, scores: np.ndarray) -> np.ndarray:
+        """``scores`` with a table row put just under a row of its table whose label says as much of the question
+        and adds fewer words it does not ask: "Combien coûte l'abonnement annuel ?" is the "Abonnement annuel"
+        row's price, not the "Abonnement annuel étudiant" row's, which scored as high for saying more."""
+        rows = [i for i, (_, _, sentence) in enumerate(self.items) if is_row(sentence)]
+        if len(rows) < 2:
+            return scores
+        asked = set(analyze(question, LANGUAGES))
+        # each label's words the question says and the number it does not (a word, not its stems in two languages)
+        labels = {i: [set(analyze(w, LANGUAGES)) for w in content_words(self.items[i][2].split(" — ", 1)[0])]
+                  for i in rows}
+        said = {i: set().union(*(w & asked for w in label)) for i, label in labels.items()}
+        extra = {i: sum(not w & asked for w in label) for i, label in labels.items()}
+        scores = scores.copy()
+        for i in rows:
+            plainer = [j for j in rows if j != i and self.items[j][0] == self.items[i][0] and said[i]
+                       and said[j] >= said[i] and extra[j] < extra[i] and scores[j] < scores[i]]
+            if plainer:
+                scores[i] = min(scores[j] for j in plainer) - 0.01
+        return scores
 
     def told(self, said: FollowUp) -> np.ndarray:
         """Which sentences the previous answer quoted."""
@@ -714,9 +749,11 @@ class Candidates:
             return [best]
         rank = self.items[best][0]
         asked = self.under[best] if self.under is not None else -1
+        # none that scored above it: passed over (a measure's: "It is rated IP65" for the rated power, not in watts)
         others = [int(i) for i in np.argsort(-scores, kind="stable")
                   if i != best and self.items[i][0] == rank and (self.under[i] == asked if asked >= 0 else
-                                                                 scores[i] >= scores[best] - SECOND_SENTENCE_MARGIN)]
+                                                                 scores[best] - SECOND_SENTENCE_MARGIN <= scores[i]
+                                                                 <= scores[best])]
         return sorted([best, *others[: max_sentences - 1]])
 
     def passage_order(self, n: int) -> list[int]:
@@ -727,16 +764,19 @@ class Candidates:
 
     def span_in(self, best: int, picked: list[int]) -> tuple[int, int] | None:
         """The reader's span in the best sentence's chunk, if it lies in the quoted sentences
-        (offsets in the chunk's text, edge punctuation trimmed)."""
-        rank, doc, _ = self.items[best]
+        (offsets in the chunk's text, edge punctuation trimmed); else, for a measure, the best sentence's
+        quantity in the units asked for (the reader marked "IP65" for the rated power, the quoted sentence
+        says "5,000 W")."""
+        rank, doc, sentence = self.items[best]
         reading = self.readings.get(rank)
         if reading is None or reading.end <= reading.start:
             return None
         text = doc.page_content
-        if not any(0 <= self.starts[i] <= reading.start and reading.end <= self.starts[i] + len(self.items[i][2])
-                   for i in picked):
-            return None
-        return trimmed(text, reading.start, reading.end)
+        if any(0 <= self.starts[i] <= reading.start and reading.end <= self.starts[i] + len(self.items[i][2])
+               for i in picked):
+            return trimmed(text, reading.start, reading.end)
+        found = typed_at(sentence, self.measure, set()) if self.measure and self.starts[best] >= 0 else None
+        return trimmed(text, self.starts[best] + found[0], self.starts[best] + found[1]) if found else None
 
     def question_features(self, best: int, scores: np.ndarray) -> np.ndarray:
         others = np.delete(scores, best)
@@ -838,9 +878,10 @@ EXPANSION_BONUS = 4.0
 # conversational QA data here to fit it; half a log-odds breaks a near tie, far below what a reader margin moves.
 FOLLOW_UP_NEARBY = 0.5
 # Log-odds per unit of cosine with the previous answer, for the sentences that say what a follow-up turns to
-# (ExtractiveAnswerer.parallel), set by hand on 54 follow-ups over seven folders (6-15 gave the same answers) and
-# checked on 24 written after (17 -> 19 right, none lost): "And the agreement with Korea?" needs the reader's +3.1
-# for the strengths sentence overcome (cosines 0.63 against 0.41); it raises the answer's support too.
+# (ExtractiveAnswerer.parallel), set by hand: on 54 follow-ups over seven folders 6-15 give the same answers, on 24
+# written after 10 gives 19 right (6: 18; none: 17), none lost (docs/evaluation.md, session 32). "And the agreement
+# with Korea?" needs the reader's +3.1 for the strengths sentence overcome (cosines 0.63 against 0.41). It raises
+# the answer's support too.
 FOLLOW_UP_PARALLEL = 10.0
 _EXPANSION = re.compile(r"\b(?-i:[A-Z][A-Z0-9]{1,9})\b.*\b(stand for|stands for|mean|means|signifie|veut dire|désigne)\b|"
                         r"\b(acronym|acronyme|sigle|abbreviation|abréviation)\b", re.IGNORECASE)
@@ -870,7 +911,8 @@ def question_names(question: str) -> list[str]:
     found = []
     for i, match in enumerate(_WORD_TOKEN.finditer(question)):
         word = _ELIDED.sub("", match.group(0)).strip("'’-")
-        if (i and len(word) > 2 and word[:1].isupper() and fold(word) not in stop and word.lower() not in QUESTION_WORDS
+        if (i and (len(word) > 2 or _QUARTER.fullmatch(word)) and word[:1].isupper() and fold(word) not in stop
+                and word.lower() not in QUESTION_WORDS
                 and not _ROMAN.match(word)):
             found.append(word)
     # A year that names an edition ("the 2022 Games", "la Coupe du monde 2018") is a name too; one that
@@ -887,6 +929,12 @@ def question_names(question: str) -> list[str]:
 
 # not an article's ("A 60-minute debate"), the question's first word's ("Over 300 police") nor a quantity's
 _NUMBERED = re.compile(r"\b([A-Z][\w'’-]*)\s+(\d{1,6})\b(?![.,]\d|-|\s*(?:%|°|h\b))")
+# a code mixes letters and digits ("SB-3000", "Q4", "E09"); a quarter's is written out too ("fourth quarter")
+_CODE = re.compile(r"(?=[\w-]*\d)(?=[\w-]*[^\W\d_])[\w-]+$")
+_PARTS = re.compile(r"[^\W_]+")
+_LETTERS_DIGITS = re.compile(r"(?<=[^\W\d_])(?=\d)|(?<=\d)(?=[^\W\d_])")
+_QUARTER = re.compile(r"[QT]([1-4])")
+_ORDINALS = {"en": ("", "first", "second", "third", "fourth"), "fr": ("", "premier", "deuxième", "troisième", "quatrième")}
 _CALENDAR = tuple("january february march april may june july august september october november december janvier "
                 "février mars avril mai juin juillet août septembre octobre novembre décembre monday tuesday "
                 "wednesday thursday friday saturday sunday lundi mardi mercredi jeudi vendredi samedi dimanche".split())
@@ -898,7 +946,16 @@ def spellings(name: str) -> list[str]:
 
         >>> spellings("8"), spellings("879"), spellings("Lille")
         (['8', 'VIII'], ['879'], ['Lille'])
+        >>> spellings("SB-3000"), spellings("Q4")
+        (['SB-3000', 'SB 3000', 'SB3000'], ['Q4', 'T4', 'fourth quarter', 'quatrième trimestre'])
     """
+    quarter = _QUARTER.fullmatch(name)
+    if quarter:
+        n = int(quarter.group(1))
+        return [f"Q{n}", f"T{n}", f"{_ORDINALS['en'][n]} quarter", f"{_ORDINALS['fr'][n]} trimestre"]
+    if _CODE.match(name) and re.match(r"[^\W\d_]{2}", name):  # written joined, hyphenated or apart
+        apart = _LETTERS_DIGITS.sub(" ", name.replace("-", " "))
+        return list(dict.fromkeys([name, apart, apart.replace(" ", "")]))
     if not name.isdigit() or not 0 < int(name) < 40:
         return [name]
     number, roman = int(name), ""
@@ -982,6 +1039,12 @@ def _defines_acronym(question: str, sentence: str) -> float:
 EXACT = 0.95  # a word match this close is the same word (accents, case, plural aside)
 
 
+# A device's power asked for: "What is the rated output power?", "Quelle est la puissance du moteur ?" (not "What
+# powers the stage?", "How fast does it switch to backup power?", "la puissance dominante en Europe")
+_POWER_ASKED = (r"\bwhat (?:is|was|are|were) (?:the |its |their )?(?:[\w-]+ ){0,2}?(?:power|wattage)\b|"
+                r"\bquelle (?:est|était) (?:la |sa |leur )?puissance(?:\s*\?| (?:de sortie|nominale|maximale|max|crête|"
+                r"électrique|installée|utile|du |des |de l['’]|de la |d['’]un |d['’]une |de ce |de cette ))|"
+                r"\b(?:how many|combien de) (?:watts|kilowatts|megawatts|mégawatts|horsepower|chevaux)\b")
 # What kind of answer a question wants, from its wording (French and English).
 _TYPE_PATTERNS = {
     "number": re.compile(r"\b(how (many|much|long|old|far|large|big|tall|high|often|deep|wide|heavy|fast)|what (percentage|"
@@ -992,7 +1055,8 @@ _TYPE_PATTERNS = {
                          # a price named without "how much" asks for one unless the question asks when, who,
                          # why or how: "When did the price of oil fall?" wants a date
                          r"^(?!.*\b(?:when|who|whom|why|how|where|quand|qui|pourquoi|comment|où)\b).*?\b"
-                         r"(?:price|cost|budget|salary|population|prix|coût|salaire))\b", re.IGNORECASE),
+                         r"(?:price|cost|budget|salary|population|prix|coût|salaire))\b|"
+                         + _POWER_ASKED, re.IGNORECASE),
     "date": re.compile(r"\b(when|what (year|date|century|decade|month|day|time)|in (which|what) (year|century|decade)|"
                        r"quand|en quelle (année|période)|(quelle|à quelle) (date|année|époque|période)|quel (siècle|"
                        r"jour|mois)|depuis quand|jusqu'à quand|since when)\b", re.IGNORECASE),
@@ -1070,6 +1134,9 @@ _MEASURES = {
                           r"nanomètres?|nanometres?|nanometers?|micromètres?|micrometres?|micrometers?|microns?|"
                           r"kilometres?|kilometers?|centimètres?|centimeters?|millimètres?|millimeters?|miles?|feet|"
                           r"foot|pieds?|pouces?|inches?|yards?|lieues?)(?!\w)", re.IGNORECASE)),
+    "power": (re.compile(_POWER_ASKED, re.IGNORECASE),
+              re.compile(_QUANTITY + r"((?<=\d)W|(?<=\d )W|kW|MW|GW|kWc|kWp|Wc|Wp|ch|cv|hp|bhp|watts?|kilowatts?|"
+                         r"m[ée]gawatts?|gigawatts?|chevaux(?:-vapeur)?|horsepower)(?![\wh])", re.IGNORECASE)),
 }
 
 
@@ -1079,7 +1146,7 @@ _HOLDS = {"number": (_NUMBER, 0), "date": (_DATE, 0), "name": (_NAME, 0),
 
 
 def expected_type(question: str) -> str | None:
-    """'number' ('money', 'mass', 'length' or 'area' when it asks for one), 'date', 'name' or None: the
+    """'number' ('money', 'mass', 'length', 'area' or 'power' when it asks for one), 'date', 'name' or None: the
     kind of answer the question asks for."""
     kind = next((kind for kind, pattern in _TYPE_PATTERNS.items() if pattern.search(question)), None)
     if kind == "number":
@@ -1092,13 +1159,23 @@ def has_type(sentence: str, kind: str, question_words: set[str]) -> float:
     (for a measure: a quantity in its units, whose figures are new: "420 millions de francs"
     answers "Combien a coûté le pont de l'île de Ré ?", though the question says "de"; for a
     number, not one of a name the question says: "Apollo 11" counts no one)."""
+    return float(typed_at(sentence, kind, question_words) is not None)
+
+
+def typed_at(sentence: str, kind: str, question_words: set[str]) -> tuple[int, int] | None:
+    """Where the first thing of that kind that the question does not say lies in the sentence (:func:`has_type`).
+
+        >>> s = "Rated output power is 5,000 W, with a peak of 7,500 W."
+        >>> s[slice(*typed_at(s, "power", {"rated", "output", "power"}))]
+        '5,000 W'
+    """
     pattern, group = _HOLDS[kind]
     for match in pattern.finditer(sentence):
         said = [w for w in words(match.group(group)) if group != "quantity" or _NUMBER.search(w)]
         if not any(fold(w) in question_words for w in said) and not (
                 kind == "number" and names_it(sentence, match.start(), question_words)):
-            return 1.0
-    return 0.0
+            return match.span()
+    return None
 
 
 _NAMED_BEFORE = re.compile(r"\b([A-ZÀ-Ý][\w’'-]*?)[\s-]\d*$")  # the figure's first digits too: "Apollo 1|1"
