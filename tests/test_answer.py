@@ -479,12 +479,13 @@ def test_an_faq_answer_is_quoted_whole_for_its_question_asked_in_other_words(tmp
             assert qa.ask(question).refused, (reader, question)
 
 
-def test_a_device_code_a_quarter_a_power_and_a_plain_row_are_read_as_asked(tmp_path):
-    """A new user's folder (session 32): "What is the rated output power?" is answered in watts (the reader
+def test_a_device_code_a_quarter_a_power_a_plain_row_and_a_list_are_read_as_asked(tmp_path):
+    """New users' folders (session 32): "What is the rated output power?" is answered in watts (the reader
     marked "IP65" of "It is rated IP65"), and the watts are marked; a model code is said only whole ("the
     SB-3000" of the SB-5000's manual, which says "SB", was answered with the SB-5000's weight), written
     joined too; "Q4 revenue" of a review that tells Q3's is refused; "l'abonnement annuel" is the plain
-    row's price, not the "annuel étudiant" row's."""
+    row's price, not the "annuel étudiant" row's; "What are the ingredients?" is the list under "##
+    Ingredients" (it quoted "Pour the wet ingredients into the dry ones")."""
     manual = ("# SunBridge SB-5000 inverter\n\n## Specifications\n\nThe SB-5000 converts the direct current of up to "
               "14 solar panels into alternating current. Rated output power is 5,000 W, with a peak of 7,500 W for ten "
               "seconds. Maximum efficiency is 97.6 %. The unit weighs 21 kg. It is rated IP65 and works between −25 °C "
@@ -494,7 +495,12 @@ def test_a_device_code_a_quarter_a_power_and_a_plain_row_are_read_as_asked(tmp_p
     tarifs = ("# Vélo'Cité : tarifs 2026\n\n| Formule | Prix | Durée incluse |\n| --- | --- | --- |\n"
               "| Ticket 24 heures | 5 € | 45 minutes |\n| Abonnement mensuel | 12 € | 45 minutes |\n"
               "| Abonnement annuel étudiant | 29 € | 60 minutes |\n| Abonnement annuel | 49 € | 60 minutes |\n")
-    for reader, qa in with_and_without_reader(tmp_path, {"sb5000.md": manual, "review.md": review, "tarifs.md": tarifs}):
+    recipe = ("# Buttermilk pancakes\n\nMakes 8 pancakes.\n\n## Ingredients\n\n- 200 g plain flour\n- 2 teaspoons "
+              "baking powder\n- 300 ml buttermilk\n- 2 eggs\n\n## Method\n\nWhisk the flour and the baking powder in a "
+              "bowl. Beat the eggs with the buttermilk. Pour the wet ingredients into the dry ones and stir until just "
+              "combined. Cook the batter in a hot pan, about 2 minutes per side.\n")
+    for reader, qa in with_and_without_reader(tmp_path, {"sb5000.md": manual, "review.md": review, "tarifs.md": tarifs,
+                                                         "pancakes.md": recipe}):
         power = qa.ask("What is the rated output power?")
         assert not power.refused and "5,000 W" in power.citations[0].quote and "IP65" not in power.citations[0].quote
         if reader == "auto":
@@ -508,6 +514,8 @@ def test_a_device_code_a_quarter_a_power_and_a_plain_row_are_read_as_asked(tmp_p
         assert qa.ask("What was Q4 revenue?").refused, reader
         annual = qa.ask("Combien coûte l'abonnement annuel ?")
         assert not annual.refused and "49 €" in annual.citations[0].quote, (reader, annual.text)
+        listed = qa.ask("What are the ingredients?")
+        assert not listed.refused and "200 g plain flour" in listed.citations[0].quote, (reader, listed.text)
 
 
 def with_and_without_reader(tmp_path, files: dict[str, str]):

@@ -97,6 +97,11 @@ def scaled(reading: Any) -> float:
     return float(np.clip(reading.margin, -MARGIN_CLIP, MARGIN_CLIP)) / MARGIN_CLIP
 
 
+def last_heading(doc: Document) -> str:
+    """The innermost heading a chunk lies under ("Ingredients" of "Pancakes › Ingredients"; "" for none)."""
+    return str(doc.metadata.get("section") or "").split(SECTION_SEP)[-1].strip()
+
+
 def section_path(metadata: dict[str, Any]) -> str:
     """The document and its heading path, e.g. ``micron.docx › Une politique d'attraction``."""
     return SECTION_SEP.join(p for p in (metadata.get("source", ""), metadata.get("section", "")) if p)
@@ -236,7 +241,8 @@ class ExtractiveAnswerer:
             # the names no file says, when there are such: "Lille", not "Paris" that the timetable says
             missing = [name for name in missing if all(name in names for names in unnamed.values())] or missing
             return Answer.refusal(question, lang, retrieved, unnamed=missing)
-        scores = found.plainest_rows(question, found.not_asking(found.not_again(found.sentence_scores(), said)))
+        scores = found.plainest_rows(question, found.not_asking(found.not_again(found.listed_first(
+            found.sentence_scores()), said)))
         another, untold = found.another_of(question)
         if untold:  # "the third flight" of a page that tells a first and a second
             return Answer.refusal(question, lang, retrieved, unnamed=untold)
@@ -367,7 +373,10 @@ class ExtractiveAnswerer:
         meaning = vectors @ asked
 
         question_words = content_words(question)
-        sentence_words = [content_words(s) for s in sentences]
+        # a list (a run of short lines) is what its heading names: "What are the ingredients?" is the list under
+        # "## Ingredients", whose lines never say the word; a sentence says its own subject
+        worded = [f"{last_heading(doc)}\n{s}" if "\n" in s and last_heading(doc) else s for _, doc, s in items]
+        sentence_words = [content_words(s) for s in worded]
         # A passage's title and headings say what it is about: "Risks" over a slide's bullets
         # meets "What are the risks?" as well as a sentence that names them would.
         heading_words = {w for doc in docs[: self.evidence_chunks]
@@ -388,9 +397,9 @@ class ExtractiveAnswerer:
         question_folded = {fold(w) for w in words(question)}
         best_fused = max(float(doc.metadata.get("score", 0.0)) for doc in docs) or 1.0
         rows = []
-        for (rank, doc, sentence), ws, cos in zip(items, sentence_words, meaning):
+        for (rank, doc, sentence), text, ws, cos in zip(items, worded, sentence_words, meaning):
             matches = grid[:, [column[w] for w in ws]].max(axis=1) if grid.size and ws else np.zeros(len(question_words))
-            terms = set(analyze(sentence, doc.metadata.get("lang", lang)))
+            terms = set(analyze(text, doc.metadata.get("lang", lang)))
             typed = has_type(sentence, wanted, question_folded) if wanted else 0.0
             new_words = [w for w in ws if fold(w) not in question_folded]
             rows.append([
@@ -411,6 +420,7 @@ class ExtractiveAnswerer:
                            evidence=evidence, top=top, expansion=bool(_EXPANSION.search(question)),
                            measure=wanted if wanted in _MEASURES else None, headings=self.heading_questions(docs, asked))
         found.answers_to_questions(docs)
+        found.lists_under(self.heading_questions(docs, asked, lists=True), question)
         found.again = self.said_again(found, said)
         found.parallel = self.parallel(found, said, vectors)
         if self._reader is not None and lang in self.reader_languages:
@@ -482,13 +492,15 @@ class ExtractiveAnswerer:
             missing = [w for w in missing if fold(w.lower()) not in translated]
         return missing
 
-    def heading_questions(self, docs: list[Document], asked: np.ndarray) -> dict[int, float]:
+    def heading_questions(self, docs: list[Document], asked: np.ndarray, lists: bool = False) -> dict[int, float]:
         """For each chunk (by rank) whose own heading is a question ("## How do I cancel my
-        subscription?" in a help page), that heading's cosine with the question ``asked`` (its
-        normalised vector); none: nothing embedded."""
-        headings = {rank: str(doc.metadata.get("section") or "").split(SECTION_SEP)[-1].strip()
-                    for rank, doc in enumerate(docs)}
-        headings = {rank: heading for rank, heading in headings.items() if _ASKS.search(heading)}
+        subscription?" in a help page) — ``lists``: is not a question and heads a list (a run of short
+        lines: "## Ingredients") —, that heading's cosine with the question ``asked`` (its normalised
+        vector); none: nothing embedded."""
+        headings = {rank: last_heading(doc) for rank, doc in enumerate(docs)}
+        headings = {rank: heading for rank, heading in headings.items() if heading and (
+            not _ASKS.search(heading) and any("\n" in unit for unit in chunk_units(docs[rank])) if lists
+            else _ASKS.search(heading))}
         if not headings:
             return {}
         vectors = normalise(self.embeddings.embed_documents(list(headings.values())))
@@ -591,6 +603,7 @@ class Candidates:
     headings: dict[int, float] = field(default_factory=dict)  # chunk rank -> its question heading's cosine
     again: np.ndarray | None = None  # a follow-up's: the sentences not quoted again (ExtractiveAnswerer.said_again)
     parallel: np.ndarray | None = None  # a follow-up's: how like the previous answer (ExtractiveAnswerer.parallel)
+    listed: np.ndarray | None = None  # the lists whose heading names what the question asks for (lists_under)
 
     @property
     def read(self) -> bool:
@@ -666,6 +679,33 @@ class Candidates:
                 elif asked is not None:
                     self.under[row] = asked[0]
                     self.features[row, column] = max(self.features[row, column], asked[1])
+
+    def lists_under(self, headings: dict[int, float], question: str) -> None:
+        """A list (a run of short lines) takes its heading's closeness to the question (``headings``: cosine by
+        chunk rank) as its own meaning when it is higher, and is what the question asks for when its heading
+        says every content word of the question (``listed``): "What are the ingredients?" is the list under "##
+        Ingredients" (0.22 for the list's own lines, and the reader, which learned prose, marks "Pour the wet
+        ingredients into the dry ones" of the method)."""
+        column = SENTENCE_FEATURES.index("meaning")
+        asked = [set(analyze(word, LANGUAGES)) for word in content_words(question)]
+        said = set().union(*asked) if asked else set()
+        self.listed = np.zeros(len(self.items), dtype=bool)
+        for row, (rank, doc, sentence) in enumerate(self.items):
+            # a list's heading names it in a few words ("Ingredients", "Opening hours"), not a mail's subject
+            heading = [set(analyze(word, LANGUAGES)) for word in content_words(last_heading(doc))]
+            if rank in headings and "\n" in sentence and 0 < len(heading) <= LIST_HEADING_WORDS:
+                self.features[row, column] = max(self.features[row, column], meaning_feature(headings[rank]))
+                # the question asks for the heading: says all its words, and at most one more ("need")
+                self.listed[row] = (all(stems & said for stems in heading)
+                                    and sum(not any(stems & h for h in heading) for stems in asked) <= 1)
+
+    def listed_first(self, scores: np.ndarray) -> np.ndarray:
+        """``scores`` with the lists the question names by their heading (:meth:`lists_under`) put first."""
+        if self.listed is None or not self.listed.any():
+            return scores
+        scores = scores.copy()
+        scores[self.listed] = np.maximum(scores[self.listed], scores.max() + 0.01)
+        return scores
 
     def not_asking(self, scores: np.ndarray) -> np.ndarray:
         """``scores`` with the sentences that ask a question put last, unless nothing else is left."""
@@ -842,6 +882,7 @@ EXPECTED_SIGNS = {"best_score": 1, "best_meaning": 1, "evidence_mean": 1, "evide
 # fitted refusal model reads no word evidence (held to its sign, none survives the fit), so a
 # question whose words the passages never meet is refused here.
 OFF_TOPIC = 1.0
+LIST_HEADING_WORDS = 3  # a heading of at most this many content words names the list under it (lists_under)
 
 # Fitted by scripts/fit_answerer.py on the fit split only (SQuAD 2.0 articles 0-7, PIAF
 # even-numbered articles), logistic regressions; see docs/evaluation.md.
