@@ -97,6 +97,12 @@ def scaled(reading: Any) -> float:
     return float(np.clip(reading.margin, -MARGIN_CLIP, MARGIN_CLIP)) / MARGIN_CLIP
 
 
+def is_list(unit: str) -> bool:
+    """Whether a quotable unit is a list: a run of three short lines at least (two are a page's title lines,
+    "Elaphomyces — Encyclopédie / Elaphomyces")."""
+    return unit.count("\n") >= LIST_LINES - 1
+
+
 def last_heading(doc: Document) -> str:
     """The innermost heading a chunk lies under ("Ingredients" of "Pancakes › Ingredients"; "" for none)."""
     return str(doc.metadata.get("section") or "").split(SECTION_SEP)[-1].strip()
@@ -375,7 +381,7 @@ class ExtractiveAnswerer:
         question_words = content_words(question)
         # a list (a run of short lines) is what its heading names: "What are the ingredients?" is the list under
         # "## Ingredients", whose lines never say the word; a sentence says its own subject
-        worded = [f"{last_heading(doc)}\n{s}" if "\n" in s and last_heading(doc) else s for _, doc, s in items]
+        worded = [f"{last_heading(doc)}\n{s}" if is_list(s) and last_heading(doc) else s for _, doc, s in items]
         sentence_words = [content_words(s) for s in worded]
         # A passage's title and headings say what it is about: "Risks" over a slide's bullets
         # meets "What are the risks?" as well as a sentence that names them would.
@@ -499,7 +505,7 @@ class ExtractiveAnswerer:
         vector); none: nothing embedded."""
         headings = {rank: last_heading(doc) for rank, doc in enumerate(docs)}
         headings = {rank: heading for rank, heading in headings.items() if heading and (
-            not _ASKS.search(heading) and any("\n" in unit for unit in chunk_units(docs[rank])) if lists
+            not _ASKS.search(heading) and any(map(is_list, chunk_units(docs[rank]))) if lists
             else _ASKS.search(heading))}
         if not headings:
             return {}
@@ -693,11 +699,12 @@ class Candidates:
         for row, (rank, doc, sentence) in enumerate(self.items):
             # a list's heading names it in a few words ("Ingredients", "Opening hours"), not a mail's subject
             heading = [set(analyze(word, LANGUAGES)) for word in content_words(last_heading(doc))]
-            if rank in headings and "\n" in sentence and 0 < len(heading) <= LIST_HEADING_WORDS:
+            if rank in headings and is_list(sentence) and 0 < len(heading) <= LIST_HEADING_WORDS:
                 self.features[row, column] = max(self.features[row, column], meaning_feature(headings[rank]))
-                # the question asks for the heading: says all its words, and at most one more ("need")
+                # the question asks for the heading, not for something of what it names: every word of each is
+                # the other's ("What are the ingredients?"; not "Quels sont les parasites des Elaphomyces ?")
                 self.listed[row] = (all(stems & said for stems in heading)
-                                    and sum(not any(stems & h for h in heading) for stems in asked) <= 1)
+                                    and all(any(stems & h for h in heading) for stems in asked))
 
     def listed_first(self, scores: np.ndarray) -> np.ndarray:
         """``scores`` with the lists the question names by their heading (:meth:`lists_under`) put first."""
@@ -883,6 +890,7 @@ EXPECTED_SIGNS = {"best_score": 1, "best_meaning": 1, "evidence_mean": 1, "evide
 # question whose words the passages never meet is refused here.
 OFF_TOPIC = 1.0
 LIST_HEADING_WORDS = 3  # a heading of at most this many content words names the list under it (lists_under)
+LIST_LINES = 3  # a run of at least this many short lines is a list
 
 # Fitted by scripts/fit_answerer.py on the fit split only (SQuAD 2.0 articles 0-7, PIAF
 # even-numbered articles), logistic regressions; see docs/evaluation.md.
