@@ -426,7 +426,8 @@ class ExtractiveAnswerer:
                            evidence=evidence, top=top, expansion=bool(_EXPANSION.search(question)),
                            measure=wanted if wanted in _MEASURES else None, headings=self.heading_questions(docs, asked))
         found.answers_to_questions(docs)
-        found.lists_under(self.heading_questions(docs, asked, lists=True), question)
+        lists = {rank for rank, _, sentence in items if is_list(sentence)}
+        found.lists_under(self.heading_questions(docs, asked, lists) if lists else {}, question)
         found.again = self.said_again(found, said)
         found.parallel = self.parallel(found, said, vectors)
         if self._reader is not None and lang in self.reader_languages:
@@ -448,10 +449,11 @@ class ExtractiveAnswerer:
         return again if not again.all() else none
 
     def parallel(self, found: Candidates, said: FollowUp | None, vectors: np.ndarray) -> np.ndarray:
-        """For each sentence that says what a follow-up turns to and was not quoted before, its cosine with the
-        previous answer; 0 for the others. What is asked of the new thing is what was asked of the old one, so its
-        answer reads like the previous answer: "And the agreement with Korea?" after the US-Japan agreement's press
-        release is answered by Korea's (0.63), not by the sentence on the two countries' strengths (0.41)."""
+        """For each sentence that says what a follow-up turns to, its cosine with the previous answer (≈ 1 for
+        that answer's own sentence); 0 for the others. What is asked of the new thing is what was asked of the old
+        one, so its answer reads like the previous answer: "And the agreement with Korea?" after the US-Japan
+        agreement's press release is answered by Korea's (0.63), not by the sentence on the two countries'
+        strengths (0.41)."""
         none = np.zeros(len(found.items))
         if said is None or not said.before:
             return none
@@ -498,15 +500,15 @@ class ExtractiveAnswerer:
             missing = [w for w in missing if fold(w.lower()) not in translated]
         return missing
 
-    def heading_questions(self, docs: list[Document], asked: np.ndarray, lists: bool = False) -> dict[int, float]:
+    def heading_questions(self, docs: list[Document], asked: np.ndarray, lists: set[int] | None = None
+                          ) -> dict[int, float]:
         """For each chunk (by rank) whose own heading is a question ("## How do I cancel my
-        subscription?" in a help page) — ``lists``: is not a question and heads a list (a run of short
-        lines: "## Ingredients") —, that heading's cosine with the question ``asked`` (its normalised
-        vector); none: nothing embedded."""
+        subscription?" in a help page) — with ``lists`` (the ranks of the chunks that hold a list): that
+        is not a question and heads a list ("## Ingredients") —, that heading's cosine with the question
+        ``asked`` (its normalised vector); none: nothing embedded."""
         headings = {rank: last_heading(doc) for rank, doc in enumerate(docs)}
         headings = {rank: heading for rank, heading in headings.items() if heading and (
-            not _ASKS.search(heading) and any(map(is_list, chunk_units(docs[rank]))) if lists
-            else _ASKS.search(heading))}
+            not _ASKS.search(heading) and rank in lists if lists is not None else _ASKS.search(heading))}
         if not headings:
             return {}
         vectors = normalise(self.embeddings.embed_documents(list(headings.values())))
@@ -687,9 +689,9 @@ class Candidates:
                     self.features[row, column] = max(self.features[row, column], asked[1])
 
     def lists_under(self, headings: dict[int, float], question: str) -> None:
-        """A list (a run of short lines) takes its heading's closeness to the question (``headings``: cosine by
-        chunk rank) as its own meaning when it is higher, and is what the question asks for when its heading
-        says every content word of the question (``listed``): "What are the ingredients?" is the list under "##
+        """A list (:func:`is_list`) takes its heading's closeness to the question (``headings``: cosine by chunk
+        rank) as its own meaning when it is higher, and is what the question asks for when the question asks for
+        its heading and nothing else (``listed``): "What are the ingredients?" is the list under "##
         Ingredients" (0.22 for the list's own lines, and the reader, which learned prose, marks "Pour the wet
         ingredients into the dry ones" of the method)."""
         column = SENTENCE_FEATURES.index("meaning")
