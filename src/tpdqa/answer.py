@@ -381,7 +381,8 @@ class ExtractiveAnswerer:
         question_words = content_words(question)
         # a list (a run of short lines) is what its heading names: "What are the ingredients?" is the list under
         # "## Ingredients", whose lines never say the word; a sentence says its own subject
-        worded = [f"{last_heading(doc)}\n{s}" if is_list(s) and last_heading(doc) else s for _, doc, s in items]
+        headed = {rank: last_heading(doc) for rank, doc in enumerate(docs)}
+        worded = [f"{headed[rank]}\n{s}" if is_list(s) and headed[rank] else s for rank, _, s in items]
         sentence_words = [content_words(s) for s in worded]
         # A passage's title and headings say what it is about: "Risks" over a slide's bullets
         # meets "What are the risks?" as well as a sentence that names them would.
@@ -696,12 +697,14 @@ class Candidates:
         ingredients into the dry ones" of the method)."""
         column = SENTENCE_FEATURES.index("meaning")
         asked = [set(analyze(word, LANGUAGES)) for word in content_words(question)]
-        said = set().union(*asked) if asked else set()
+        said = set().union(*asked)
         self.listed = np.zeros(len(self.items), dtype=bool)
         for row, (rank, doc, sentence) in enumerate(self.items):
+            if rank not in headings or not is_list(sentence):
+                continue
             # a list's heading names it in a few words ("Ingredients", "Opening hours"), not a mail's subject
             heading = [set(analyze(word, LANGUAGES)) for word in content_words(last_heading(doc))]
-            if rank in headings and is_list(sentence) and 0 < len(heading) <= LIST_HEADING_WORDS:
+            if 0 < len(heading) <= LIST_HEADING_WORDS:
                 self.features[row, column] = max(self.features[row, column], meaning_feature(headings[rank]))
                 # the question asks for the heading, not for something of what it names: every word of each is
                 # the other's ("What are the ingredients?"; not "Quels sont les parasites des Elaphomyces ?")

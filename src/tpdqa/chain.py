@@ -57,11 +57,16 @@ def standalone_question(question: str, history: list[Any] | None) -> str:
         >>> standalone_question("Et l'accord avec la Corée ?", [("Que vise l'accord américano-japonais ?", "…")])
         "Que vise l'accord avec la Corée ?"
     """
-    previous = [m["content"] for m in as_messages(history) if m["role"] == "user"]
-    if not previous or not is_follow_up(question):
+    before = previous_question(as_messages(history))
+    if before is None or not is_follow_up(question):
         return question
-    before = last_question(previous[-1])
     return substituted(before, question) or f"{before} {question}"
+
+
+def previous_question(messages: list[dict[str, Any]]) -> str | None:
+    """The question a follow-up continues: the last one the last user turn asks (None: no user turn)."""
+    asked = [m["content"] for m in messages if m["role"] == "user"]
+    return last_question(asked[-1]) if asked else None
 
 
 def last_question(turn: str) -> str:
@@ -261,9 +266,8 @@ def prepare(inputs: dict[str, Any], answerer: Any) -> dict[str, Any]:
         query = standalone_question(question, history)
         if query != question:  # rewritten: an elliptic follow-up
             previous = next((m["content"] for m in reversed(history) if m["role"] != "user"), None)
-            before = last_question([m["content"] for m in history if m["role"] == "user"][-1])
-            said = FollowUp(asked=turned(question)[1], previous_answer=previous,
-                            names=named_thing(question), before=before) if previous else None
+            said = FollowUp(asked=turned(question)[1], previous_answer=previous, names=named_thing(question),
+                            before=previous_question(history)) if previous else None
     return {**inputs, "query": query, "lang": guess_lang(question), "said": said}
 
 
